@@ -1,0 +1,35 @@
+# Every target builds the virtual environment it needs from the pinned requirements.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint typecheck test unit demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt provider/requirements.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP) ## create .venv from the pinned requirements (when missing or stale)
+
+lint: $(STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on provider/ and sandbox/
+	$(BIN)/mypy
+
+test: lint typecheck ## lint, type-check and run every test with branch coverage of provider/
+	$(BIN)/pytest --cov --cov-report=term
+
+unit: $(STAMP) ## the unit tests only (fast)
+	$(BIN)/pytest tests/unit -q
+
+clean: ## remove the virtual environments and build output
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""CloudFormation custom resource provider for Qualys AWS connectors."""

@@ -1,0 +1,40 @@
+"""A time budget that every wait and every HTTP call of one invocation draws from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A point on a monotonic clock after which no new work may start."""
+
+    at: float
+    clock: Clock = field(default=time.monotonic, compare=False, repr=False)
+
+    @classmethod
+    def after(cls, seconds: float, *, clock: Clock = time.monotonic) -> Deadline:
+        """A deadline ``seconds`` from now."""
+        return cls(at=clock() + seconds, clock=clock)
+
+    @classmethod
+    def never(cls) -> Deadline:
+        """A deadline far enough away to never matter (command-line use, tests)."""
+        return cls(at=float("inf"))
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - self.clock())
+
+    @property
+    def expired(self) -> bool:
+        """Whether the budget is spent."""
+        return self.remaining() <= 0.0
+
+    def allows(self, seconds: float) -> bool:
+        """Whether ``seconds`` more still fit in the budget."""
+        return self.remaining() >= seconds
