@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck test unit demo clean
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+.PHONY: help venv lint typecheck test unit clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +21,12 @@ $(STAMP): requirements-dev.txt provider/requirements.txt
 
 venv: $(STAMP) ## create .venv from the pinned requirements (when missing or stale)
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -25,8 +34,8 @@ lint: $(STAMP) ## ruff check and ruff format --check
 typecheck: $(STAMP) ## mypy --strict on provider/ and sandbox/
 	$(BIN)/mypy
 
-test: lint typecheck ## lint, type-check and run every test with branch coverage of provider/
-	$(BIN)/pytest --cov --cov-report=term
+test: lint typecheck $(CHECKOV_STAMP) ## lint, type-check and run every test with branch coverage of provider/
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest --cov --cov-report=term
 
 unit: $(STAMP) ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit -q

@@ -1,0 +1,13 @@
+"""Client for the Qualys Connector API (QPS REST 2.0 and 3.0, AWS connectors)."""
+
+from provider.qualys.client import QualysClient
+from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion, Operator
+
+__all__ = [
+    "ApiVersion",
+    "Connector",
+    "ConnectorChanges",
+    "Criterion",
+    "Operator",
+    "QualysClient",
+]

@@ -1,0 +1,1 @@
+"""Local stand-ins for Qualys, Slack and AWS, for tests and the demo."""
