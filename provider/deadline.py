@@ -35,6 +35,14 @@ class Deadline:
         """Whether the budget is spent."""
         return self.remaining() <= 0.0
 
+    def shortened(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` earlier, keeping time in reserve for clean-up."""
+        return Deadline(at=self.at - seconds, clock=self.clock)
+
+    def capped(self, seconds: float) -> Deadline:
+        """This deadline, or ``seconds`` from now if that comes first."""
+        return Deadline(at=min(self.at, self.clock() + seconds), clock=self.clock)
+
     def allows(self, seconds: float) -> bool:
         """Whether ``seconds`` more still fit in the budget."""
         return self.remaining() >= seconds

@@ -42,3 +42,15 @@ class ActivationError(ProviderError):
 
 class OutOfTimeError(ProviderError):
     """The invocation's time budget ran out before the work was done."""
+
+
+class ResourceFailedError(ProviderError):
+    """A request failed after its resource came to exist in Qualys.
+
+    The FAILED answer must carry the real PhysicalResourceId, so that the rollback Delete
+    that CloudFormation sends next finds and removes (or disables) what was made.
+    """
+
+    def __init__(self, reason: str, *, physical_resource_id: str) -> None:
+        super().__init__(reason)
+        self.physical_resource_id = physical_resource_id
