@@ -104,10 +104,12 @@ class Provider:
 
     def send(self, event: dict[str, Any], *, remaining_ms: int = 300_000) -> CfnResponse:
         event = copy.deepcopy(event)
+        before = len(self.collector.responses)
         handler.lambda_handler(event, LambdaContext(remaining_ms=remaining_ms))
-        answers = self.collector.for_request(event["RequestId"])
+        answers = self.collector.responses[before:]
         assert len(answers) == 1, f"expected exactly one response, got {len(answers)}"
         answer = answers[0]
+        assert answer.request_id == event["RequestId"]
         assert len(answer.raw) < 4096, f"response body is {len(answer.raw)} bytes"
         assert len(answer.reason) < 200, f"reason is {len(answer.reason)} characters"
         assert answer.physical_resource_id, "PhysicalResourceId must never be empty"

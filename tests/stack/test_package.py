@@ -1,0 +1,215 @@
+"""The provider's Lambda zip: contents, target architecture, reproducibility, importability."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_lambda.py"
+PROVIDER_DIR = REPO_ROOT / "provider"
+ZIP_NAME = re.compile(r"qualys-connector-provider-(?P<digest>[0-9a-f]{16})\.zip")
+# ELF e_machine values (System V ABI): what the shared libraries were compiled for.
+EM_X86_64 = 62
+EM_AARCH64 = 183
+# Provided by the Lambda runtime: shipping them would only shadow the runtime's copies.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+
+
+def build(arch: str, out: Path) -> Path:
+    result = subprocess.run(
+        [sys.executable, str(BUILD_SCRIPT), "--arch", arch, "--python", "3.12", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    path = Path(result.stdout.splitlines()[0])
+    assert path.parent == out
+    assert re.search(r"MB zipped, [\d.]+ MB unpacked", result.stdout), result.stdout
+    return path
+
+
+def normalise(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def required_distributions() -> set[str]:
+    lines = (PROVIDER_DIR / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    pins = [line.split("#", 1)[0].strip() for line in lines]
+    return {normalise(re.split(r"[=<>!~ ;\[]", pin, maxsplit=1)[0]) for pin in pins if pin}
+
+
+def elf_machine(data: bytes) -> int:
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    assert data[4] == 2, "not 64-bit"
+    assert data[5] == 1, "not little-endian"
+    (machine,) = struct.unpack_from("<H", data, 18)
+    return int(machine)
+
+
+def python_3_12() -> str | None:
+    """A CPython 3.12 interpreter (the Lambda runtime's version) that really runs."""
+    candidates = [shutil.which("python3.12")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [str(p) for p in sorted(pyenv_root.glob("versions/3.12*/bin/python3.12"))]
+    for candidate in filter(None, candidates):
+        # A pyenv shim exists even when 3.12 is not selected; it then fails to run.
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def arm64_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zip for the template's architecture, built once."""
+    return build("arm64", tmp_path_factory.mktemp("arm64"))
+
+
+@pytest.fixture(scope="module")
+def arm64_names(arm64_zip: Path) -> list[str]:
+    with zipfile.ZipFile(arm64_zip) as archive:
+        return archive.namelist()
+
+
+def test_zip_is_named_after_its_content(arm64_zip: Path) -> None:
+    match = ZIP_NAME.fullmatch(arm64_zip.name)
+    assert match is not None, arm64_zip.name
+    assert hashlib.sha256(arm64_zip.read_bytes()).hexdigest()[:16] == match["digest"]
+
+
+def test_zip_holds_the_provider_package_as_in_the_repository(arm64_names: list[str]) -> None:
+    expected = {
+        f"provider/{path.relative_to(PROVIDER_DIR).as_posix()}"
+        for path in PROVIDER_DIR.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and "tests" not in path.relative_to(PROVIDER_DIR).parts
+        and path.suffix != ".pyc"
+    }
+    assert "provider/handler.py" in expected or "provider/__init__.py" in expected
+    assert {name for name in arm64_names if name.startswith("provider/")} == expected
+
+
+def test_zip_holds_exactly_the_runtime_requirements(arm64_names: list[str]) -> None:
+    distributions = {
+        normalise(name.split("/", 1)[0].removesuffix(".dist-info").rsplit("-", 1)[0])
+        for name in arm64_names
+        if name.split("/", 1)[0].endswith(".dist-info")
+    }
+    assert distributions == required_distributions()
+
+
+def test_every_dependency_file_belongs_to_a_required_distribution(arm64_zip: Path) -> None:
+    with zipfile.ZipFile(arm64_zip) as archive:
+        names = archive.namelist()
+        recorded = {
+            line.split(",", 1)[0]
+            for name in names
+            if name.endswith(".dist-info/RECORD")
+            for line in archive.read(name).decode("utf-8").splitlines()
+        }
+    strays = [n for n in names if not n.startswith("provider/") and n not in recorded]
+    assert strays == []
+
+
+def test_zip_leaves_out_runtime_libraries_caches_and_tests(arm64_names: list[str]) -> None:
+    for name in arm64_names:
+        parts = name.split("/")
+        assert parts[0] not in RUNTIME_PROVIDED, name
+        assert not parts[0].startswith(RUNTIME_PROVIDED), name
+        assert "__pycache__" not in parts, name
+        assert not name.endswith((".pyc", ".pyo")), name
+        assert parts[0] not in {"bin", "tests"}, name
+        assert not (parts[0] == "provider" and "tests" in parts), name
+
+
+def test_shared_libraries_are_built_for_lambda_arm64_python_3_12(arm64_zip: Path) -> None:
+    with zipfile.ZipFile(arm64_zip) as archive:
+        libraries = [name for name in archive.namelist() if name.endswith(".so")]
+        assert any(name.startswith("lxml/etree.") for name in libraries), "lxml is in the zip"
+        for name in libraries:
+            assert ".cpython-312-aarch64-linux-gnu.so" in name, name
+            assert elf_machine(archive.read(name)[:64]) == EM_AARCH64, name
+
+
+def test_build_is_reproducible(arm64_zip: Path, tmp_path: Path) -> None:
+    again = build("arm64", tmp_path)
+    assert again.name == arm64_zip.name
+    assert again.read_bytes() == arm64_zip.read_bytes()
+
+
+def test_zip_imports_under_the_runtime_python(tmp_path: Path) -> None:
+    interpreter = python_3_12()
+    if interpreter is None:
+        pytest.skip("no CPython 3.12 (the Lambda runtime's version) on this machine")
+    zip_path = build("x86_64" if os.uname().machine == "x86_64" else "arm64", tmp_path / "out")
+    task = tmp_path / "task"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(task)
+    modules = sorted(
+        ".".join(path.relative_to(task).with_suffix("").parts).removesuffix(".__init__")
+        for path in (task / "provider").rglob("*.py")
+    )
+    # What the Lambda runtime adds to the function's code: boto3 and what it needs, taken
+    # from the development environment (pure Python), after the code as in Lambda.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    import boto3
+    import botocore
+    import dateutil
+    import jmespath
+    import s3transfer
+    import six
+
+    for module in (boto3, botocore, dateutil, jmespath, s3transfer):
+        assert module.__file__ is not None
+        (runtime / module.__name__).symlink_to(Path(module.__file__).parent)
+    assert six.__file__ is not None
+    (runtime / "six.py").symlink_to(six.__file__)
+    script = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = [{str(task)!r}, {str(runtime)!r}]\n"
+        "import lxml.etree, requests, crhelper\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "for name in ('lxml', 'requests', 'crhelper', 'provider'):\n"
+        f"    assert sys.modules[name].__file__.startswith({str(task)!r}), name\n"
+        "print('imported', len(sys.modules))\n"
+    )
+    # -I -S: nothing from the interpreter's own site-packages or the environment's PYTHON*.
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [interpreter, "-I", "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("imported"), result.stdout
+    assert "provider" in modules

@@ -1,0 +1,36 @@
+"""Ownership markers: a connector belongs to one resource of one stack."""
+
+from __future__ import annotations
+
+from provider.markers import marker, owned_by_resource, owned_by_stack, stack_hash, with_marker
+from provider.qualys.models import Connector
+
+STACK = "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/0f9e9f60-cb3a-11ef-9d6c-0a7c5f3e1b2d"
+OTHER = "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/7a1b2c3d-cb3a-11ef-9d6c-0a7c5f3e1b2d"
+
+
+def test_marker_is_stable_and_short() -> None:
+    assert marker(STACK, "QualysConnector") == marker(STACK, "QualysConnector")
+    assert marker(STACK, "QualysConnector") == f"[qualys-cfn:{stack_hash(STACK)}:QualysConnector]"
+    assert len(stack_hash(STACK)) == 16
+
+
+def test_a_recreated_stack_of_the_same_name_does_not_own_the_old_connector() -> None:
+    connector = Connector(id=1, description=with_marker("d", marker(STACK, "QualysConnector")))
+
+    assert owned_by_resource(connector, STACK, "QualysConnector")
+    assert not owned_by_resource(connector, OTHER, "QualysConnector")
+    assert not owned_by_resource(connector, STACK, "OtherConnector")
+    assert owned_by_stack(connector, STACK)
+    assert not owned_by_stack(connector, OTHER)
+
+
+def test_user_description_is_kept_before_the_marker() -> None:
+    mark = marker(STACK, "QualysConnector")
+
+    assert with_marker("ACME & <Sons>", mark) == f"ACME & <Sons>\n{mark}"
+    assert with_marker("", mark) == mark
+
+
+def test_connector_without_description_is_nobodys() -> None:
+    assert not owned_by_stack(Connector(id=1), STACK)
