@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Provider, load_event
 
+from conftest import Provider, load_event
 from provider.markers import marker
 from sandbox.qualys import QualysSimulator
 from sandbox.slack import SlackReceiver

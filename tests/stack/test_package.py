@@ -161,10 +161,14 @@ def test_zip_imports_under_the_runtime_python(tmp_path: Path) -> None:
     interpreter = python_3_12()
     if interpreter is None:
         pytest.skip("no CPython 3.12 (the Lambda runtime's version) on this machine")
-    zip_path = build("x86_64" if os.uname().machine == "x86_64" else "arm64", tmp_path / "out")
+    native = os.uname().machine
+    arch, machine = ("x86_64", EM_X86_64) if native == "x86_64" else ("arm64", EM_AARCH64)
+    zip_path = build(arch, tmp_path / "out")
     task = tmp_path / "task"
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(task)
+    for library in task.rglob("*.so"):
+        assert elf_machine(library.read_bytes()[:64]) == machine, library
     modules = sorted(
         ".".join(path.relative_to(task).with_suffix("").parts).removesuffix(".__init__")
         for path in (task / "provider").rglob("*.py")
