@@ -348,3 +348,46 @@ def test_api_2_0_runs_the_lifecycle_and_ignores_run_frequency(
     assert "RunFrequencyMinutes is ignored on Qualys API 2.0" in caplog.text
     assert {r.api_version for r in qualys.requests} == {"2.0"}
     assert qualys.connectors() == []
+
+
+def test_broken_slack_secret_never_changes_the_outcome(
+    provider: Provider, qualys: QualysSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=SLACK_SECRET, SecretString=json.dumps({"url": "wrong key"})
+    )
+
+    answer = provider.send(create_event())
+
+    assert answer.status == "SUCCESS", answer.reason
+    assert "Slack notifications are off" in caplog.text
+
+
+def test_without_slack_configured_nothing_is_posted(
+    provider: Provider, slack: SlackReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_WEBHOOK_SECRET_ID")
+    provider.new_container()
+
+    answer = provider.send(create_event())
+
+    assert answer.status == "SUCCESS", answer.reason
+    assert slack.messages == []
+
+
+def test_a_bug_answers_failed_with_a_pointer_to_the_log(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch, slack: SlackReceiver
+) -> None:
+    def broken(*_args: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(resources.ConnectorResource, "create", broken)
+    event = create_event()
+
+    answer = provider.send(event)
+
+    assert answer.status == "FAILED"
+    assert answer.reason == (
+        f"Internal error in the provider: see its log for request {event['RequestId']}"
+    )
+    assert slack.messages[-1]["text"].startswith("Qualys connector failed")

@@ -119,6 +119,8 @@ def test_error_answer_is_a_failed_result(
     receiver: SlackReceiver, caplog: pytest.LogCaptureFixture, status: int, body: str, error: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Other code (crhelper) may have quietened urllib3; this test needs its DEBUG lines.
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     notifier = SlackNotifier(receiver.webhook_url, timeout=QUICK)
     receiver.fail_next(status, body=body)
 

@@ -1,0 +1,132 @@
+"""Reading the two secrets: formats, failures named without their values, caching."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from provider.credentials import (
+    QualysCredentials,
+    SecretStore,
+    read_qualys_credentials,
+    read_slack_webhook_url,
+)
+from provider.errors import SecretError
+
+
+class FakeSecretsManager:
+    """Answers get_secret_value from a dict, or raises what it was told to."""
+
+    def __init__(self, values: dict[str, Any], error: Exception | None = None) -> None:
+        self.values = values
+        self.error = error
+        self.calls = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return {"SecretString": self.values[SecretId]} if SecretId in self.values else {}
+
+
+def store_of(values: dict[str, Any], error: Exception | None = None) -> tuple[SecretStore, Any]:
+    fake = FakeSecretsManager(values, error)
+    return SecretStore(lambda: fake), fake
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}}, "GetSecretValue")
+
+
+def test_credentials_are_read_once_and_cached() -> None:
+    store, fake = store_of({"q": json.dumps({"username": " me ", "password": "pw"})})
+
+    first = read_qualys_credentials(store, "q")
+    second = read_qualys_credentials(store, "q")
+
+    assert first == second == QualysCredentials(username="me", password="pw")
+    assert fake.calls == 1
+    assert "pw" not in repr(first)
+
+
+def test_forget_makes_the_next_read_fetch_again() -> None:
+    store, fake = store_of({"q": json.dumps({"username": "me", "password": "pw"})})
+    read_qualys_credentials(store, "q")
+
+    store.forget("q")
+    read_qualys_credentials(store, "q")
+
+    assert fake.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "words"),
+    [
+        ("missing", client_error("ResourceNotFoundException"), "does not exist"),
+        ("denied", client_error("AccessDeniedException"), "denied"),
+        ("kms denied", client_error("KMSAccessDeniedException"), "denied"),
+        ("other", client_error("ThrottlingException"), "ThrottlingException"),
+        ("network", EndpointConnectionError(endpoint_url="https://x"), "try again"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_read_failures_say_what_to_fix(case: str, error: Exception, words: str) -> None:
+    store, _ = store_of({}, error)
+
+    with pytest.raises(SecretError) as raised:
+        read_qualys_credentials(store, "q")
+
+    assert words in str(raised.value), case
+    assert "Qualys credentials" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "value", "words"),
+    [
+        ("binary secret", None, "no SecretString"),
+        ("not json", "hunter2", "not JSON"),
+        ("not an object", json.dumps("hunter2"), "not a JSON object"),
+        ("no username", json.dumps({"password": "hunter2"}), '"username"'),
+        ("empty password", json.dumps({"username": "me", "password": ""}), '"password"'),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_bad_formats_are_named_and_the_value_never_shown(
+    case: str, value: str | None, words: str
+) -> None:
+    store, _ = store_of({} if value is None else {"q": value})
+
+    with pytest.raises(SecretError) as raised:
+        read_qualys_credentials(store, "q")
+
+    assert words in str(raised.value), case
+    assert "hunter2" not in str(raised.value)
+
+
+def test_webhook_url_is_read_and_checked() -> None:
+    url = "https://hooks.slack.com/services/T000/B000/XXXX"
+    store, _ = store_of({"s": json.dumps({"webhook_url": url})})
+
+    assert read_slack_webhook_url(store, "s") == url
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({"url": "https://hooks.slack.com/services/T/B/X"}, '"webhook_url"'),
+        ({"webhook_url": "http://hooks.slack.com/services/T/B/X"}, "https"),
+    ],
+)
+def test_bad_webhook_secret_is_refused_without_showing_the_url(
+    value: dict[str, str], words: str
+) -> None:
+    store, _ = store_of({"s": json.dumps(value)})
+
+    with pytest.raises(SecretError) as raised:
+        read_slack_webhook_url(store, "s")
+
+    assert words in str(raised.value)
+    assert "services/T/B/X" not in str(raised.value)
