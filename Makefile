@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help venv lint typecheck test unit clean
+LAMBDA_ARCH ?= arm64
+LAMBDA_PYTHON ?= 3.12
+
+.PHONY: help venv lint typecheck test unit package cfn-lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +42,14 @@ test: lint typecheck $(CHECKOV_STAMP) ## lint, type-check and run every test wit
 
 unit: $(STAMP) ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit -q
+
+package: $(STAMP) ## build the Lambda zip and the CfCT configuration package into dist/
+	rm -f dist/qualys-connector-provider-*.zip dist/custom-control-tower-configuration.zip
+	$(BIN)/python scripts/build_lambda.py --arch $(LAMBDA_ARCH) --python $(LAMBDA_PYTHON) --out dist
+	$(BIN)/python scripts/build_cfct_package.py --out dist
+
+cfn-lint: $(STAMP) ## lint the CloudFormation templates (config in .cfnlintrc.yaml)
+	$(BIN)/cfn-lint
 
 clean: ## remove the virtual environments and build output
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

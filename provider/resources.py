@@ -6,6 +6,7 @@ Each method takes one parsed request and a deadline, and returns a ``Result`` or
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -201,7 +202,7 @@ class ConnectorResource:
         logger.info("Created connector %s (disabled)", created.id)
         if created.external_id is None:
             # Qualys echoes the connector; if it left fields out, the ones sent stand.
-            return Connector(**{**created.__dict__, "external_id": changes.external_id})
+            return dataclasses.replace(created, external_id=changes.external_id)
         return created
 
     def _find_own(self, name: str, mark: str, deadline: Deadline) -> Connector | None:
@@ -219,12 +220,7 @@ class ConnectorResource:
         if connector.qualys_aws_account_id and connector.external_id:
             return connector
         read = self._api.get(connector.id, deadline=deadline)
-        return Connector(
-            **{
-                **read.__dict__,
-                "external_id": read.external_id or connector.external_id,
-            }
-        )
+        return dataclasses.replace(read, external_id=read.external_id or connector.external_id)
 
     def _trusted_account(self, connector: Connector) -> str:
         reported = connector.qualys_aws_account_id

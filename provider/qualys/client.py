@@ -260,12 +260,14 @@ class QualysClient:
         )
 
     def _throttle_wait(self, headers: Mapping[str, str], throttled: int) -> float:
-        wait = _header_seconds(headers, "X-RateLimit-ToWait-Sec")
-        if wait is None:
-            wait = _header_seconds(headers, "Retry-After")
-        if wait is None:
-            # No hint (a concurrency block, or the first blocked answer): back off.
-            wait = self._retry.backoff(throttled)
+        # Qualys sends ToWait on every answer (often 0); a gateway may add Retry-After.
+        hints = [
+            seconds
+            for name in ("X-RateLimit-ToWait-Sec", "Retry-After")
+            if (seconds := _header_seconds(headers, name)) is not None
+        ]
+        # No hint (a concurrency block, or the first blocked answer): back off.
+        wait = max(hints) if hints else self._retry.backoff(throttled)
         return max(wait, 0.1)
 
     @staticmethod

@@ -129,6 +129,20 @@ APIGATEWAY_RESOURCE = "arn:${AWS::Partition}:apigateway:*::/restapis/*"
 template_names = pytest.mark.parametrize("name", sorted(TEMPLATES))
 
 
+# No conftest.py in this folder: tests elsewhere import names `from conftest`, and a second
+# conftest module would shadow tests/conftest.py depending on the collection order.
+@pytest.fixture(scope="module")
+def connector_template() -> dict[str, Any]:
+    """templates/qualys-connector.yaml, parsed."""
+    return load_named("connector")
+
+
+@pytest.fixture(scope="module")
+def prerequisites_template() -> dict[str, Any]:
+    """templates/qualys-connector-prerequisites.yaml, parsed."""
+    return load_named("prerequisites")
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
