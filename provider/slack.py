@@ -9,7 +9,6 @@ channel), so it never appears in a log record, an error, a ``repr`` or an except
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import threading
 import time
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
+
+from provider.urls import check_url
 
 logger = logging.getLogger(__name__)
 
@@ -336,31 +337,6 @@ def _protect_from_http_logs(*secrets: str) -> None:
             _redactor_installed = True
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_webhook_url(url: str) -> str:
-    """The URL's host; raises ValueError (without the URL) unless it is https or loopback http."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise ValueError("Slack webhook URL is not a valid URL") from None
-    if not host:
-        raise ValueError("Slack webhook URL has no host")
-    if parts.scheme == "https":
-        return host
-    if parts.scheme == "http" and _is_loopback(host):
-        return host
-    raise ValueError("Slack webhook URL must use https (http only to a loopback host)")
-
-
 def _failure(error: str) -> SlackResult:
     return SlackResult(ok=False, status=None, error=error)
 
@@ -392,7 +368,8 @@ class SlackNotifier:
         timeout: float = 3.0,
         session: requests.Session | None = None,
     ) -> None:
-        self._host = _check_webhook_url(webhook_url)
+        check_url(webhook_url, what="Slack webhook URL")
+        self._host = urlsplit(webhook_url).hostname or ""
         if not timeout > 0:
             raise ValueError("Slack timeout must be a positive number of seconds")
         self._url = webhook_url
