@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LAMBDA_ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.12
 
-.PHONY: help venv lint typecheck test unit package cfn-lint clean
+.PHONY: help venv lint typecheck test unit package cfn-lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ package: $(STAMP) ## build the Lambda zip and the CfCT configuration package int
 
 cfn-lint: $(STAMP) ## lint the CloudFormation templates (config in .cfnlintrc.yaml)
 	$(BIN)/cfn-lint
+
+bench: $(STAMP) ## print cold-start, XML and lifecycle timings, and the Lambda zip size
+	$(BIN)/python -m bench
 
 clean: ## remove the virtual environments and build output
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -764,22 +764,39 @@ def test_rate_window_slides_and_reset_forgets_calls() -> None:
 
 
 def test_concurrency_limit_blocks_calls_beyond_the_limit() -> None:
-    with QualysSimulator(concurrency_limit=1, latency=0.4) as sim, ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(call, sim, "search")
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            # Wait until the slow call runs; a 404 probe is not limited but shows the count.
-            probe = requests.get(sim.base_url + "/nowhere", timeout=TIMEOUT)
-            if probe.headers["X-Concurrency-Limit-Running"] == "1":
-                break
-            time.sleep(0.01)
-        blocked = call(sim, "search")
-        assert slow.result(timeout=TIMEOUT).status_code == 200
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_role_check(connector: SimConnector) -> str | None:
+        inside.set()
+        release.wait(TIMEOUT)
+        return None
+
+    with (
+        QualysSimulator(concurrency_limit=1, role_checker=slow_role_check) as sim,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        slow = pool.submit(call, sim, "create", body=request_xml(E.name("slow"), E.arn(ROLE)))
+        assert inside.wait(TIMEOUT), "the first call is running"
+        blocked = call(sim, "create", body=request_xml(E.name("blocked"), E.disabled("true")))
+        release.set()
+        assert code(slow.result(timeout=TIMEOUT)) == "SUCCESS"
+        assert [c.name for c in sim.connectors()] == ["slow"], "a blocked call is not carried out"
     assert blocked.status_code == 409
     assert code(blocked) == "LIMIT_EXCEEDED"
     assert "Concurrency" in error_message(blocked)
     assert blocked.headers["X-Concurrency-Limit-Limit"] == "1"
     assert blocked.headers["X-Concurrency-Limit-Running"] == "1"
+    assert int(blocked.headers["X-RateLimit-ToWait-Sec"]) >= 1
+
+
+def test_latency_keeps_calls_running_so_simultaneous_calls_are_limited() -> None:
+    started = time.monotonic()
+    with QualysSimulator(concurrency_limit=1, latency=0.3) as sim, ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(call, sim, "search") for _ in range(3)]
+        statuses = sorted(f.result(timeout=TIMEOUT).status_code for f in futures)
+    assert statuses[0] == 200
+    assert statuses[-1] == 409
+    assert time.monotonic() - started >= 0.3
 
 
 # --- faults --------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Benchmarks: numbers for speed and size targets (make bench), never pass/fail tests."""

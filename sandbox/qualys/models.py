@@ -1,0 +1,110 @@
+"""Value types of the Qualys simulator: connectors, recorded requests and their headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+ACTIVATION_MODULES = ("VM", "PC", "SCA", "CLOUDVIEW", "CERTVIEW")
+CONNECTOR_STATES = (
+    "PENDING",
+    "RUNNING",
+    "SUCCESS",
+    "ERROR",
+    "QUEUED",
+    "PROCESSING",
+    "FINISHED_SUCCESS",
+    "FINISHED_ERRORS",
+    "DISABLED",
+    "INCOMPLETE",
+)
+OPERATIONS = ("create", "get", "search", "count", "update", "delete", "run")
+DEFAULT_RUN_FREQUENCY = 240
+
+_ACCOUNT_IN_ARN = re.compile(r"^arn:[^:]*:iam::(\d{12}):")
+
+
+def account_of(arn: str | None) -> str | None:
+    """The AWS account id inside a role ARN, as Qualys derives `awsAccountId`."""
+    if arn is None:
+        return None
+    match = _ACCOUNT_IN_ARN.match(arn)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class SimConnector:
+    """One AWS connector as the simulator stores it (snake_case of the API's camelCase)."""
+
+    id: int
+    name: str
+    description: str | None = None
+    external_id: str | None = None
+    arn: str | None = None
+    aws_account_id: str | None = None
+    qualys_aws_account_id: str | None = None
+    all_regions: bool = True
+    regions: tuple[str, ...] = ()
+    disabled: bool = False
+    activation_modules: tuple[str, ...] = ()
+    default_tag_ids: tuple[int, ...] = ()
+    run_frequency: int | None = DEFAULT_RUN_FREQUENCY
+    connector_state: str = "PENDING"
+    last_error: str | None = None
+    last_sync: str | None = None
+    next_sync: str | None = None
+
+
+RoleChecker = Callable[[SimConnector], str | None]
+"""Decides whether Qualys could assume a connector's role: None if it can, else the lastError."""
+
+
+class HeaderMap(Mapping[str, str]):
+    """Read-only HTTP headers with case-insensitive lookup; repeated names are joined by ", "."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        merged: dict[str, tuple[str, str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in merged:
+                first_name, first_value = merged[key]
+                merged[key] = (first_name, f"{first_value}, {value}")
+            else:
+                merged[key] = (name, value)
+        self._items = merged
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()][1]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"HeaderMap({dict(self.items())!r})"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the simulator received and how it answered (status 0: no answer was sent)."""
+
+    method: str
+    path: str
+    api_version: str | None
+    operation: str | None
+    connector_id: int | None
+    headers: Mapping[str, str]
+    body: bytes
+    status: int
+    username: str | None
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")

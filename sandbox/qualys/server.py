@@ -1,0 +1,687 @@
+"""The Qualys simulator: a loopback HTTP server speaking the Connector API (QPS REST 2.0/3.0)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import math
+import re
+import socket
+import sys
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from sandbox.qualys import wire
+from sandbox.qualys.errors import InvalidRequestError, ServiceError
+from sandbox.qualys.faults import Fault, FaultKind
+from sandbox.qualys.limits import Admission, Limiter
+from sandbox.qualys.models import (
+    OPERATIONS,
+    HeaderMap,
+    RecordedRequest,
+    RoleChecker,
+    SimConnector,
+)
+from sandbox.qualys.store import ConnectorStore
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Request bodies above this size get HTTP 413 and are not read."""
+
+DEFAULT_USERS: Mapping[str, str] = {"qualys-user": "qualys-password"}
+DEFAULT_QUALYS_ACCOUNT_ID = "805950163170"
+
+_ROUTE = re.compile(
+    r"/qps/rest/(?P<version>2\.0|3\.0)/(?P<operation>create|get|search|count|update|delete|run)"
+    r"/am/awsassetdataconnector"
+    r"(?:/(?P<id>\d{1,18}))?/?"
+)
+# Which operations take an id in the path: True required, False forbidden, None either.
+_ID_IN_PATH: dict[str, bool | None] = {
+    "create": False,
+    "get": True,
+    "search": False,
+    "count": False,
+    "update": None,
+    "delete": None,
+    "run": True,
+}
+_METHODS = {"get": ("GET",), "update": ("POST", "PUT")}
+
+UNAUTHORIZED_MESSAGE = "You are not authorized to access the application through the API."
+UNAUTHORIZED_RESOLUTION = "If you think this is an error, please contact your account manager."
+CREDENTIALS_NEEDED_MESSAGE = "Authentication credentials are needed to access the API."
+
+_NOT_XML = b"Service temporarily unavailable {responseCode: SUCCESS"
+_HTML_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A request as the HTTP handler read it (body None: larger than MAX_BODY_BYTES)."""
+
+    method: str
+    target: str
+    headers: HeaderMap
+    body: bytes | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How to answer: an HTTP response, possibly held back, or a dropped connection."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    close: bool = False
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class _PendingFault:
+    """An injected fault and how many more calls it applies to."""
+
+    operation: str
+    fault: Fault
+    remaining: int
+
+
+@dataclass(frozen=True)
+class _Route:
+    version: str
+    operation: str
+    connector_id: int | None
+
+
+class QualysSimulator:
+    """A local Qualys Connector API for tests and the demo; a context manager, thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        users: Mapping[str, str] | None = None,
+        unauthorized_users: Collection[str] = (),
+        qualys_account_id: str = DEFAULT_QUALYS_ACCOUNT_ID,
+        report_qualys_account_id: bool = True,
+        rate_limit: int | None = None,
+        rate_window: float = 3600.0,
+        concurrency_limit: int | None = None,
+        throttle_status: int = 409,
+        omit_first_to_wait: bool = False,
+        latency: float = 0.0,
+        role_checker: RoleChecker | None = None,
+    ) -> None:
+        self._users = dict(DEFAULT_USERS if users is None else users)
+        self._unauthorized = frozenset(unauthorized_users)
+        unknown = sorted(self._unauthorized - set(self._users))
+        if unknown:
+            raise ValueError(f"unauthorized_users must also be in users: {', '.join(unknown)}")
+        if throttle_status not in (409, 429):
+            raise ValueError("throttle_status must be 409 or 429")
+        if latency < 0:
+            raise ValueError("latency must not be negative")
+        self._host = host
+        self._port = port
+        self._throttle_status = throttle_status
+        self._latency = latency
+        # The store's lock is held while a role checker runs; the request log and the faults
+        # have their own, so that a slow checker never holds up other answers.
+        self._lock = threading.RLock()
+        self._log_lock = threading.Lock()
+        self._limiter = Limiter(
+            rate_limit=rate_limit,
+            rate_window=rate_window,
+            concurrency_limit=concurrency_limit,
+            concurrency_wait=math.ceil(latency),
+            omit_first_to_wait=omit_first_to_wait,
+        )
+        self._store = ConnectorStore(
+            lock=self._lock,
+            qualys_account_id=qualys_account_id if report_qualys_account_id else None,
+            role_checker=role_checker,
+        )
+        self._faults: list[_PendingFault] = []  # FIFO
+        self._requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> QualysSimulator:
+        """Bind and serve in a daemon thread."""
+        if self._server is not None or self._stopping.is_set():
+            raise RuntimeError("a QualysSimulator starts once")
+        server = _Server((self._host, self._port), _Handler)
+        server.simulator = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"qualys-simulator-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving promptly: cut delays short and close open connections."""
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> QualysSimulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """Where the simulator serves, e.g. http://127.0.0.1:8080 (after start)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not running")
+        host, port = self._server.server_address[:2]
+        host_text = host.decode() if isinstance(host, bytes) else host
+        if ":" in host_text:
+            host_text = f"[{host_text}]"
+        return f"http://{host_text}:{port}"
+
+    # --- test controls ------------------------------------------------------------------------
+
+    @property
+    def role_checker(self) -> RoleChecker | None:
+        """Decides whether Qualys could assume a connector's role (None: it always can)."""
+        return self._store.role_checker
+
+    @role_checker.setter
+    def role_checker(self, checker: RoleChecker | None) -> None:
+        with self._lock:
+            self._store.role_checker = checker
+
+    def connectors(self) -> list[SimConnector]:
+        """Every connector, sorted by id."""
+        return self._store.all()
+
+    def connector(self, connector_id: int) -> SimConnector | None:
+        """One connector, or None; reading it here does not advance its state."""
+        return self._store.find(connector_id)
+
+    def seed(self, **fields: Any) -> SimConnector:
+        """Add a connector directly (SimConnector field names; id allocated unless given)."""
+        return self._store.seed(dict(fields))
+
+    def remove(self, connector_id: int) -> None:
+        """Delete a connector outside the API (KeyError when unknown)."""
+        self._store.remove(connector_id)
+
+    def modify(self, connector_id: int, **fields: Any) -> SimConnector:
+        """Change a connector's fields outside the API (KeyError when unknown)."""
+        return self._store.modify(connector_id, dict(fields))
+
+    def inject(self, operation: str, fault: Fault, *, times: int = 1) -> None:
+        """Give the next `times` calls of `operation` ("*": any) this fault, after earlier ones."""
+        if operation != "*" and operation not in OPERATIONS:
+            raise ValueError(f"operation must be '*' or one of {', '.join(OPERATIONS)}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._log_lock:
+            self._faults.append(_PendingFault(operation, fault, times))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in the order their answers were decided."""
+        with self._log_lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget connectors, faults, recorded requests and past calls of the rate limit."""
+        self._store.clear()
+        with self._log_lock:
+            self._faults.clear()
+            self._requests.clear()
+        self._limiter.reset()
+
+    # --- serving (called from handler threads) ------------------------------------------------
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep unless stopping; False when the simulator is stopping."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+        return not self._stopping.is_set()
+
+    def _serve(self, incoming: _Incoming) -> _Outcome:
+        path = urlsplit(incoming.target).path
+        match = _ROUTE.fullmatch(path)
+        route: _Route | None = None
+        if match is not None:
+            connector_id = int(match["id"]) if match["id"] else None
+            route = _Route(match["version"], match["operation"], connector_id)
+        username, verdict = self._authenticate(incoming.headers.get("Authorization"))
+
+        def record(outcome: _Outcome) -> _Outcome:
+            self._record(incoming, route, outcome, username)
+            return outcome
+
+        def refuse(outcome: _Outcome) -> _Outcome:
+            # Latency applies to every request; refused ones do not count as running.
+            self._pause(self._latency)
+            return record(outcome)
+
+        if incoming.body is None:
+            return refuse(self._plain(413, "Request body too large.", close=True))
+        if route is None or not _id_fits(route):
+            return refuse(self._plain(404, "Not Found"))
+        allowed = _METHODS.get(route.operation, ("POST",))
+        if incoming.method not in allowed:
+            allow = (("Allow", ", ".join(allowed)),)
+            return refuse(self._plain(405, "Method Not Allowed", extra=allow))
+        if verdict is not None:
+            return refuse(self._auth_failure(route.version, verdict))
+        admission = self._limiter.admit()
+        if not admission.admitted:
+            return refuse(self._throttled(route.version, admission))
+        try:
+            self._pause(self._latency)
+            outcome = self._answer(route, incoming.body, admission.headers)
+        finally:
+            # Released before any delay fault: the delay stands for the network, not Qualys.
+            self._limiter.release()
+        return record(outcome)
+
+    def _answer(
+        self, route: _Route, body: bytes, limit_headers: tuple[tuple[str, str], ...]
+    ) -> _Outcome:
+        fault = self._take_fault(route.operation)
+        if fault is not None and not fault.carries_out:
+            return self._faulty(route.version, fault, limit_headers)
+        try:
+            payload = self._process(route, body)
+        except ServiceError as error:
+            payload = wire.error_response(
+                version=route.version,
+                code=error.code,
+                message=error.message,
+                resolution=error.resolution,
+            )
+        except Exception:
+            logger.exception("simulator failed on %s %s", route.operation, route.connector_id)
+            payload = wire.error_response(
+                version=route.version, code="OTHER_ERROR", message="Internal error."
+            )
+            return _Outcome(500, (*limit_headers, _XML), payload)
+        outcome = _Outcome(200, (*limit_headers, _XML), payload)
+        if fault is not None and fault.kind is FaultKind.DROP:
+            return _Outcome(0, drop=True)
+        if fault is not None:
+            return _Outcome(200, outcome.headers, payload, delay=fault.seconds)
+        return outcome
+
+    def _process(self, route: _Route, body: bytes) -> bytes:
+        """Carry out one operation; the success envelope, or ServiceError."""
+        if route.connector_id is not None:
+            by_id = {
+                "get": self._get,
+                "run": self._run,
+                "delete": self._delete,
+                "update": self._update,
+            }
+            return by_id[route.operation](route.version, route.connector_id, body)
+        by_filter = {
+            "create": self._create,
+            "search": self._search,
+            "count": self._count,
+            "update": self._update_many,
+            "delete": self._delete_many,
+        }
+        return by_filter[route.operation](route.version, wire.parse_document(body))
+
+    def _get(self, version: str, connector_id: int, _body: bytes) -> bytes:
+        connector = self._store.get(connector_id)
+        return wire.success_response(version=version, count=1, connectors=[connector])
+
+    def _run(self, version: str, connector_id: int, _body: bytes) -> bytes:
+        self._store.run(connector_id)
+        return wire.success_response(version=version, count=1, ids=[connector_id])
+
+    def _delete(self, version: str, connector_id: int, _body: bytes) -> bytes:
+        self._store.delete(connector_id)
+        return wire.success_response(version=version, count=1, ids=[connector_id])
+
+    def _update(self, version: str, connector_id: int, body: bytes) -> bytes:
+        root = wire.parse_document(body)
+        changes, _ = wire.parse_connector_request(root, version=version)
+        self._store.update(connector_id, changes)
+        return wire.success_response(version=version, count=1, ids=[connector_id])
+
+    def _create(self, version: str, root: etree._Element | None) -> bytes:
+        changes, _ = wire.parse_connector_request(root, version=version)
+        connector = self._store.create(changes)
+        return wire.success_response(version=version, count=1, connectors=[connector])
+
+    def _search(self, version: str, root: etree._Element | None) -> bytes:
+        page, has_more = self._store.search(wire.parse_search_request(root))
+        return wire.success_response(
+            version=version,
+            count=len(page),
+            connectors=page,
+            has_more=has_more,
+            last_id=page[-1].id if has_more else None,
+        )
+
+    def _count(self, version: str, root: etree._Element | None) -> bytes:
+        count = self._store.count(wire.parse_search_request(root))
+        return wire.success_response(version=version, count=count)
+
+    def _update_many(self, version: str, root: etree._Element | None) -> bytes:
+        changes, search = wire.parse_connector_request(
+            root, version=version, allowed=("filters", "data")
+        )
+        if not search.has_filters:
+            raise InvalidRequestError("Updating without an id in the path needs filters.")
+        ids = self._store.update_many(search, changes)
+        return wire.success_response(version=version, count=len(ids), ids=ids)
+
+    def _delete_many(self, version: str, root: etree._Element | None) -> bytes:
+        search = wire.parse_search_request(root, allowed=("filters",))
+        if not search.has_filters:
+            raise InvalidRequestError("Deleting without an id in the path needs filters.")
+        ids = self._store.delete_many(search)
+        return wire.success_response(version=version, count=len(ids), ids=ids)
+
+    def _take_fault(self, operation: str) -> Fault | None:
+        with self._log_lock:
+            for pending in self._faults:
+                if pending.operation in ("*", operation):
+                    pending.remaining -= 1
+                    if pending.remaining == 0:
+                        self._faults.remove(pending)
+                    return pending.fault
+        return None
+
+    def _faulty(
+        self, version: str, fault: Fault, limit_headers: tuple[tuple[str, str], ...]
+    ) -> _Outcome:
+        if fault.kind is FaultKind.DROP:
+            return _Outcome(0, drop=True)
+        if fault.kind is FaultKind.HTML:
+            reason = _Handler.responses.get(fault.status, ("Error",))[0]
+            page = _HTML_PAGE.format(status=fault.status, reason=reason)
+            return _Outcome(fault.status, (("Content-Type", "text/html"),), page.encode())
+        if fault.kind is FaultKind.HTTP:
+            overridden = {name.lower() for name, _ in fault.headers}
+            kept = [h for h in (*limit_headers, _TEXT) if h[0].lower() not in overridden]
+            return _Outcome(fault.status, (*kept, *fault.headers), fault.body.encode())
+        if fault.kind is FaultKind.RESPONSE_CODE:
+            body = wire.error_response(
+                version=version, code=fault.code, message=fault.message, resolution=fault.resolution
+            )
+        elif fault.kind is FaultKind.MALFORMED:
+            body = _NOT_XML
+        else:
+            body = wire.truncated_response(version)
+        return _Outcome(200, (*limit_headers, _XML), body)
+
+    def _authenticate(self, authorization: str | None) -> tuple[str | None, str | None]:
+        """The username sent, and None when authorized or else why not."""
+        if authorization is None:
+            return None, "missing"
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return None, "invalid"
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None, "invalid"
+        username, _, password = decoded.partition(":")
+        expected = self._users.get(username)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            return username, "invalid"
+        if username in self._unauthorized:
+            return username, "unauthorized"
+        return username, None
+
+    def _auth_failure(self, version: str, verdict: str) -> _Outcome:
+        headers = (*self._limiter.headers(), _XML)
+        if verdict == "missing":
+            body = wire.error_response(
+                version=version,
+                code="AUTH_CREDENTIALS_NEEDED",
+                message=CREDENTIALS_NEEDED_MESSAGE,
+            )
+            return _Outcome(200, headers, body)
+        if verdict == "unauthorized":
+            body = wire.error_response(
+                version=version,
+                code="UNAUTHORIZED",
+                message=UNAUTHORIZED_MESSAGE,
+                resolution=UNAUTHORIZED_RESOLUTION,
+            )
+            return _Outcome(200, headers, body)
+        return self._plain(
+            401,
+            "Invalid credentials.",
+            extra=(("WWW-Authenticate", 'Basic realm="Qualys API"'),),
+        )
+
+    def _throttled(self, version: str, admission: Admission) -> _Outcome:
+        limiter = self._limiter
+        if admission.reason == "concurrency":
+            message = (
+                f"Concurrency limit exceeded: {limiter.concurrency_limit} calls are already "
+                "running for this user."
+            )
+        else:
+            message = (
+                f"API rate limit exceeded: {limiter.rate_limit} calls per "
+                f"{math.ceil(limiter.window)} seconds."
+            )
+        headers = (*admission.headers, _XML)
+        if self._throttle_status == 429:
+            headers = (*headers, ("Retry-After", str(admission.to_wait)))
+        body = wire.error_response(
+            version=version,
+            code="LIMIT_EXCEEDED",
+            message=message,
+            resolution=f"Retry after {admission.to_wait} seconds.",
+        )
+        return _Outcome(self._throttle_status, headers, body)
+
+    def _plain(
+        self,
+        status: int,
+        text: str,
+        *,
+        extra: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> _Outcome:
+        headers = (*self._limiter.headers(), _TEXT, *extra)
+        return _Outcome(status, headers, f"{text}\n".encode(), close=close)
+
+    def _record(
+        self,
+        incoming: _Incoming,
+        route: _Route | None,
+        outcome: _Outcome,
+        username: str | None,
+    ) -> None:
+        headers = HeaderMap(
+            (name, "<redacted>" if name.lower() == "authorization" else value)
+            for name, value in incoming.headers.items()
+        )
+        recorded = RecordedRequest(
+            method=incoming.method,
+            path=urlsplit(incoming.target).path,
+            api_version=route.version if route else None,
+            operation=route.operation if route else None,
+            connector_id=route.connector_id if route else None,
+            headers=headers,
+            body=incoming.body or b"",
+            status=outcome.status,
+            username=username,
+        )
+        with self._log_lock:
+            self._requests.append(recorded)
+
+
+_XML = ("Content-Type", "application/xml")
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+
+
+def _id_fits(route: _Route) -> bool:
+    rule = _ID_IN_PATH[route.operation]
+    return rule is None or rule == (route.connector_id is not None)
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that can close its open keep-alive connections on stop."""
+
+    daemon_threads = True
+    block_on_close = False
+    simulator: QualysSimulator
+
+    def __init__(
+        self, address: tuple[str, int], handler: Callable[..., BaseHTTPRequestHandler]
+    ) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                logger.debug("connection already closed")
+
+    def handle_error(self, _request: Any, client_address: Any) -> None:
+        # Called inside socketserver's except block. A client that hangs up mid-answer is
+        # normal in fault tests, so this stays at debug level instead of printing a traceback.
+        logger.debug("connection from %s ended: %r", client_address, sys.exc_info()[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads one request, lets the simulator decide, and writes (or withholds) the answer."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "QualysSimulator/1.0"
+    timeout = 60
+
+    def do_GET(self) -> None:
+        self._exchange()
+
+    def do_POST(self) -> None:
+        self._exchange()
+
+    def do_PUT(self) -> None:
+        self._exchange()
+
+    def do_DELETE(self) -> None:
+        self._exchange()
+
+    def do_PATCH(self) -> None:
+        self._exchange()
+
+    def do_HEAD(self) -> None:
+        self._exchange()
+
+    def do_OPTIONS(self) -> None:
+        self._exchange()
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # stdlib's name
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _exchange(self) -> None:
+        simulator = cast(_Server, self.server).simulator
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "Bad request body framing")
+            return
+        incoming = _Incoming(self.command, self.path, HeaderMap(self.headers.items()), body)
+        outcome = simulator._serve(incoming)
+        if outcome.delay and not simulator._pause(outcome.delay):
+            self.close_connection = True
+            return
+        if outcome.drop:
+            self.close_connection = True
+            return
+        self.send_response(outcome.status)
+        for name, value in outcome.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(outcome.body)))
+        if outcome.close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(outcome.body)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None (unread) when it exceeds MAX_BODY_BYTES."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        if length > MAX_BODY_BYTES:
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk_size = int(self.rfile.readline(100).split(b";")[0].strip() or b"x", 16)
+            if chunk_size == 0:
+                while self.rfile.readline(1000).strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            size += chunk_size
+            if size > MAX_BODY_BYTES:
+                return None
+            chunks.append(self.rfile.read(chunk_size))
+            self.rfile.readline(10)
