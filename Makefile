@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LAMBDA_ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.12
 
-.PHONY: help venv lint typecheck test unit package cfn-lint bench clean
+.PHONY: help venv lint typecheck test unit demo package cfn-lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ typecheck: $(STAMP) ## mypy --strict on provider/ and sandbox/
 
 test: lint typecheck $(CHECKOV_STAMP) ## lint, type-check and run every test with branch coverage of provider/
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest --cov --cov-report=term
+
+demo: $(STAMP) ## deploy, update and delete the connector stack in the local sandbox
+	$(BIN)/python -m sandbox demo
 
 unit: $(STAMP) ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit -q

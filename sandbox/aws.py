@@ -1,0 +1,419 @@
+"""The whole sandbox: moto-backed AWS with the Qualys simulator and the Slack receiver.
+
+``Sandbox`` starts ``mock_aws()`` with the patches of ``sandbox.moto_patches``, the Qualys
+simulator (whose role check reads moto's IAM) and the Slack receiver; it creates what the
+prerequisites stack would have made in the central account (a KMS key, the credentials
+and Slack secrets, a code bucket with a zip), then deploys ``templates/qualys-connector.yaml``
+through moto's CloudFormation. moto sends only the Create of a custom resource and ignores
+a FAILED answer; ``sandbox.cloudformation.CloudFormationEngine`` plays CloudFormation's
+part for everything else (rollback, Update, Delete).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import secrets
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+from unittest import mock
+
+import boto3
+from crhelper import CfnResource
+from moto import mock_aws
+from moto.cloudformation.models import Stack, cloudformation_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from sandbox.cfn_responses import ResponseCollector
+from sandbox.cloudformation import (
+    CloudFormationEngine,
+    CustomResourceFailedError,
+    CustomResourceRecord,
+    StackOperationError,
+    as_account,
+)
+from sandbox.iam_check import MotoRoleChecker
+from sandbox.moto_patches import Handler, InProcessLambda, patched_moto
+from sandbox.qualys import QualysSimulator
+from sandbox.slack import SlackReceiver
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH: Final = REPO_ROOT / "templates" / "qualys-connector.yaml"
+DEFAULT_REGION: Final = "us-east-1"
+#: moto's default account plays the organisation's central (security tooling) account.
+CENTRAL_ACCOUNT_ID: Final = DEFAULT_ACCOUNT_ID
+#: The account Qualys's documentation and CloudFormation sample trust (US platforms).
+QUALYS_ACCOUNT_ID: Final = "805950163170"
+QUALYS_USERNAME: Final = "sandbox_api_user"
+CODE_KEY: Final = "qualys-connector/qualys-connector-provider-sandbox.zip"
+_LIST_TYPES: Final = ("CommaDelimitedList", "List<")
+_UNSUPPORTED: Final = re.compile(r"Tried to parse (\S+) but it's not supported")
+
+
+@dataclass(frozen=True)
+class StackView:
+    """A stack as the sandbox sees it after an operation."""
+
+    stack_id: str
+    name: str
+    account_id: str
+    region: str
+    status: str
+    parameters: dict[str, str]
+    outputs: dict[str, str]
+    custom_resources: dict[str, CustomResourceRecord]
+
+
+class Sandbox:
+    """Local AWS (moto), Qualys and Slack, with the connector template deployable into it.
+
+    Use as a context manager; everything stops on exit. Not thread-safe: one operation at
+    a time, as one CloudFormation user would.
+
+    ``function_timeout`` caps the provider function's timeout (its time budget) in
+    seconds; ``skip_delete_sleep`` skips crhelper's pause before answering a Delete (it
+    only gives CloudWatch time to take the logs); ``simulator_options`` go to
+    ``QualysSimulator``; ``handler_overrides`` replace a handler by a callable (tests of
+    the sandbox itself).
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str = DEFAULT_REGION,
+        qualys_account_id: str = QUALYS_ACCOUNT_ID,
+        template_path: Path = TEMPLATE_PATH,
+        handler_overrides: Mapping[str, Handler] | None = None,
+        simulator_options: Mapping[str, Any] | None = None,
+        function_timeout: int | None = None,
+        skip_delete_sleep: bool = True,
+    ) -> None:
+        self.region = region
+        self.qualys_account_id = qualys_account_id
+        self.template_body = template_path.read_text(encoding="utf-8")
+        self._password = secrets.token_urlsafe(24)
+        self._handler_overrides = dict(handler_overrides or {})
+        self._simulator_options = dict(simulator_options or {})
+        self._exit = ExitStack()
+        self._qualys: QualysSimulator | None = None
+        self._slack: SlackReceiver | None = None
+        self.collector = ResponseCollector()
+        self.engine = CloudFormationEngine(self.collector)
+        self.runtime = InProcessLambda(self._handler_overrides, max_timeout=function_timeout)
+        self._skip_delete_sleep = skip_delete_sleep
+        #: Template resources moto skipped (it warns and creates nothing), for the record.
+        self.skipped_resources: list[str] = []
+        self.credentials_secret_arn = ""
+        self.slack_secret_arn = ""
+        self.kms_key_arn = ""
+        self.code_bucket = ""
+        self._webhook_url = ""
+
+    # -- lifecycle --
+
+    def __enter__(self) -> Sandbox:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        self._exit.enter_context(mock_aws())
+        self._exit.enter_context(
+            patched_moto(runtime=self.runtime, dispatcher=self.engine.dispatch_create)
+        )
+        self._exit.enter_context(self.collector.capture())
+        if self._skip_delete_sleep:
+            self._exit.enter_context(
+                mock.patch.object(CfnResource, "_wait_for_cwlogs", _no_cwlogs_wait)
+            )
+        self._slack = self._exit.enter_context(SlackReceiver())
+        options: dict[str, Any] = {
+            "users": {QUALYS_USERNAME: self._password},
+            "qualys_account_id": self.qualys_account_id,
+            "role_checker": MotoRoleChecker(self.qualys_account_id),
+            **self._simulator_options,
+        }
+        self._qualys = self._exit.enter_context(QualysSimulator(**options))
+        self._create_central_resources()
+
+    def _create_central_resources(self) -> None:
+        """What the prerequisites stack makes in the central account."""
+        self._webhook_url = self.slack.webhook_url
+        with as_account(CENTRAL_ACCOUNT_ID):
+            kms = boto3.client("kms", region_name=self.region)
+            self.kms_key_arn = kms.create_key(Description="Qualys connector secrets")[
+                "KeyMetadata"
+            ]["Arn"]
+            manager = boto3.client("secretsmanager", region_name=self.region)
+            self.credentials_secret_arn = manager.create_secret(
+                Name="qualys-connector/qualys-credentials",
+                KmsKeyId=self.kms_key_arn,
+                SecretString=json.dumps({"username": QUALYS_USERNAME, "password": self._password}),
+            )["ARN"]
+            self.slack_secret_arn = manager.create_secret(
+                Name="qualys-connector/slack-webhook",
+                KmsKeyId=self.kms_key_arn,
+                SecretString=json.dumps({"webhook_url": self._webhook_url}),
+            )["ARN"]
+            self.code_bucket = f"qualys-connector-artifacts-{CENTRAL_ACCOUNT_ID}-{self.region}"
+            s3 = boto3.client("s3", region_name=self.region)
+            if self.region == "us-east-1":
+                s3.create_bucket(Bucket=self.code_bucket)
+            else:
+                s3.create_bucket(
+                    Bucket=self.code_bucket,
+                    CreateBucketConfiguration={"LocationConstraint": self.region},
+                )
+            s3.put_object(Bucket=self.code_bucket, Key=CODE_KEY, Body=_provider_zip())
+
+    # -- the stand-ins --
+
+    @property
+    def qualys(self) -> QualysSimulator:
+        """The Qualys simulator (running while the sandbox is)."""
+        if self._qualys is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._qualys
+
+    @property
+    def slack(self) -> SlackReceiver:
+        """The Slack webhook receiver (running while the sandbox is)."""
+        if self._slack is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._slack
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Strings that must never appear in output or logs (for tests and the demo)."""
+        return tuple(v for v in (self._password, self._webhook_url) if v)
+
+    # -- parameters --
+
+    def parameters(self, **overrides: str) -> dict[str, str]:
+        """The template's parameters for this sandbox, with ``overrides`` applied.
+
+        ``QualysApiUrl`` is the simulator's loopback ``http`` URL: the template's
+        AllowedPattern (https only) would reject it in real CloudFormation, and moto does
+        not enforce AllowedPattern; the provider allows ``http`` for loopback hosts only.
+        """
+        values = {
+            "QualysApiUrl": self.qualys.base_url,
+            "QualysCredentialsSecretArn": self.credentials_secret_arn,
+            "SecretsKmsKeyArn": self.kms_key_arn,
+            "SlackWebhookSecretArn": self.slack_secret_arn,
+            "CodeS3Bucket": self.code_bucket,
+            "CodeS3Key": CODE_KEY,
+            "ConnectorDescription": "Deployed by the local sandbox",
+        }
+        values.update(overrides)
+        return self._with_list_defaults(values)
+
+    def _with_list_defaults(self, values: Mapping[str, str]) -> dict[str, str]:
+        # moto splits a list parameter only when it is passed, never its Default (a
+        # default "VM" would reach the provider as a string, not ["VM"]): pass them all.
+        declared = Stack.parse_template(self.template_body).get("Parameters", {})
+        complete = dict(values)
+        for name, spec in declared.items():
+            if name not in complete and str(spec.get("Type", "")).startswith(_LIST_TYPES):
+                complete[name] = str(spec.get("Default", ""))
+        return complete
+
+    # -- single stacks --
+
+    def deploy(
+        self,
+        stack_name: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        account_id: str = CENTRAL_ACCOUNT_ID,
+    ) -> StackView:
+        """Create the stack; raise ``StackOperationError`` after rolling back a failure."""
+        values = self.parameters(**(parameters or {}))
+        with as_account(account_id), self._moto_warnings():
+            try:
+                stack_id = self._cloudformation().create_stack(
+                    StackName=stack_name,
+                    TemplateBody=self.template_body,
+                    Parameters=[
+                        {"ParameterKey": k, "ParameterValue": v} for k, v in values.items()
+                    ],
+                    Capabilities=["CAPABILITY_NAMED_IAM"],
+                )["StackId"]
+            except CustomResourceFailedError as failure:
+                self.engine.rollback_create(failure.stack_id, failure)
+        view = self.stack(stack_id, account_id=account_id)
+        if view.status != "CREATE_COMPLETE":
+            raise StackOperationError(
+                stack_name=stack_name,
+                status=view.status,
+                logical_id=stack_name,
+                reason="moto did not complete the stack (a custom resource got no answer?)",
+            )
+        return view
+
+    def update(
+        self,
+        stack_name: str,
+        parameters: Mapping[str, str],
+        *,
+        account_id: str = CENTRAL_ACCOUNT_ID,
+    ) -> StackView:
+        """Change some parameters (the others keep their values), as UpdateStack would."""
+        stack = self._moto_stack(stack_name, account_id)
+        self.engine.update_stack(stack.stack_id, parameters)
+        return self.stack(stack.stack_id, account_id=account_id)
+
+    def delete(self, stack_name: str, *, account_id: str = CENTRAL_ACCOUNT_ID) -> None:
+        """Delete the stack: Delete events newest first, then moto removes the stack."""
+        stack = self._moto_stack(stack_name, account_id)
+        if stack.status not in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE"):
+            self.engine.delete_stack(stack.stack_id)
+        with as_account(account_id):
+            self._cloudformation().delete_stack(StackName=stack.stack_id)
+
+    def stack(self, name_or_id: str, *, account_id: str = CENTRAL_ACCOUNT_ID) -> StackView:
+        """The stack's status, parameters, outputs and custom resources."""
+        with as_account(account_id):
+            described = self._cloudformation().describe_stacks(StackName=name_or_id)["Stacks"][0]
+        return StackView(
+            stack_id=described["StackId"],
+            name=described["StackName"],
+            account_id=account_id,
+            region=self.region,
+            status=described["StackStatus"],
+            parameters={
+                # From moto's stack: DescribeStacks renders a list parameter as "['VM']".
+                key: _parameter_text(value)
+                for key, value in self._moto_stack(
+                    described["StackId"], account_id
+                ).resource_map.resolved_parameters.items()
+            },
+            outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []},
+            custom_resources=self.engine.records(described["StackId"]),
+        )
+
+    # -- StackSets (self-managed, as CfCT deploys them) --
+
+    def create_stack_set(
+        self,
+        name: str,
+        accounts: Sequence[str],
+        parameters: Mapping[str, str] | None = None,
+    ) -> list[StackView]:
+        """Create a self-managed StackSet and one instance per account in this region.
+
+        moto creates each instance as a real stack in its account, so each account gets its
+        own provider function, connector and role. As with CfCT, every instance gets the
+        same parameters: nothing in them names the target account.
+        """
+        values = self.parameters(**(parameters or {}))
+        with as_account(CENTRAL_ACCOUNT_ID), self._moto_warnings():
+            client = self._cloudformation()
+            client.create_stack_set(
+                StackSetName=name,
+                TemplateBody=self.template_body,
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+                PermissionModel="SELF_MANAGED",
+            )
+            for account in accounts:
+                # One call per account, so a failure names its account and rolls back alone.
+                try:
+                    client.create_stack_instances(
+                        StackSetName=name, Accounts=[account], Regions=[self.region]
+                    )
+                except CustomResourceFailedError as failure:
+                    self.engine.rollback_create(failure.stack_id, failure)
+        return [self.stack_set_instance(name, account) for account in accounts]
+
+    def stack_set_instance(self, name: str, account_id: str) -> StackView:
+        """The stack of one StackSet instance."""
+        return self.stack(self._instance_stack(name, account_id).stack_id, account_id=account_id)
+
+    def delete_stack_instances(self, name: str, accounts: Sequence[str]) -> None:
+        """Remove instances (an account left the targeted OUs): each stack is deleted."""
+        for account in accounts:
+            self.engine.delete_stack(self._instance_stack(name, account).stack_id)
+        with as_account(CENTRAL_ACCOUNT_ID):
+            self._cloudformation().delete_stack_instances(
+                StackSetName=name,
+                Accounts=list(accounts),
+                Regions=[self.region],
+                RetainStacks=False,
+            )
+
+    def _instance_stack(self, name: str, account_id: str) -> Stack:
+        backend = cloudformation_backends[CENTRAL_ACCOUNT_ID][self.region]
+        stack_set = backend.describe_stack_set(name)
+        instance = stack_set.instances.get_instance(account_id, self.region)
+        if instance is None:
+            raise LookupError(f"StackSet {name} has no instance in {account_id}/{self.region}")
+        stack: Stack = instance.stack
+        return stack
+
+    # -- reading AWS --
+
+    def role_trust_policy(self, role_arn: str) -> dict[str, Any]:
+        """The trust policy of a role, as IAM returns it."""
+        account = role_arn.split(":")[4]
+        with as_account(account):
+            role = boto3.client("iam", region_name=self.region).get_role(
+                RoleName=role_arn.rsplit("/", 1)[1]
+            )["Role"]
+        document = role["AssumeRolePolicyDocument"]
+        return json.loads(document) if isinstance(document, str) else dict(document)
+
+    @contextmanager
+    def _moto_warnings(self) -> Iterator[None]:
+        # moto warns (and creates nothing) for a resource type it does not support; keep
+        # the message as a record instead of letting it reach the user's terminal.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            match = _UNSUPPORTED.search(str(warning.message))
+            if match and match[1] not in self.skipped_resources:
+                self.skipped_resources.append(match[1])
+
+    def _moto_stack(self, name_or_id: str, account_id: str) -> Stack:
+        stack: Stack = cloudformation_backends[account_id][self.region].get_stack(name_or_id)
+        return stack
+
+    def _cloudformation(self) -> Any:
+        return boto3.client("cloudformation", region_name=self.region)
+
+
+def _parameter_text(value: Any) -> str:
+    # CloudFormation shows a list parameter as the comma-joined text.
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _no_cwlogs_wait(_helper: CfnResource, sleep: Any = None) -> None:
+    """crhelper's pause before answering a Delete, skipped."""
+
+
+def _provider_zip() -> bytes:
+    """The provider's sources as a Lambda zip (the handler runs in-process, not from it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted((REPO_ROOT / "provider").rglob("*.py")):
+            archive.write(path, path.relative_to(REPO_ROOT).as_posix())
+    return buffer.getvalue()
