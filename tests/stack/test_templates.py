@@ -16,6 +16,8 @@ import pytest
 from cfnlint.decode.cfn_yaml import load
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
+from provider.properties import ActivationProperties, ConnectorProperties
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = {
     "connector": REPO_ROOT / "templates" / "qualys-connector.yaml",
@@ -392,6 +394,13 @@ def test_connector_properties_are_those_of_the_contract(
     (connector,) = resources_of_type(connector_template, "Custom::QualysConnector").values()
     assert set(connector["Properties"]) <= CONNECTOR_PROPERTIES
     assert {"ServiceToken", "ServiceTimeout", "ConnectorName"} <= set(connector["Properties"])
+
+
+def test_the_provider_parses_exactly_the_contract_properties() -> None:
+    cloudformation_keys = {"ServiceToken", "ServiceTimeout"}
+
+    assert ConnectorProperties.FIELDS | cloudformation_keys == CONNECTOR_PROPERTIES
+    assert ActivationProperties.FIELDS | cloudformation_keys == ACTIVATION_PROPERTIES
 
 
 def test_activation_properties_are_exactly_those_of_the_contract(
