@@ -51,6 +51,9 @@ class ResourceFailedError(ProviderError):
     that CloudFormation sends next finds and removes (or disables) what was made.
     """
 
-    def __init__(self, reason: str, *, physical_resource_id: str) -> None:
+    def __init__(
+        self, reason: str, *, physical_resource_id: str, connector_name: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.physical_resource_id = physical_resource_id
+        self.connector_name = connector_name

@@ -173,13 +173,13 @@ def handle(
     seconds = context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN
     deadline = Deadline.after(max(seconds, 0.0))
 
-    def failed(reason: str, physical_id: str | None) -> Notification:
+    def failed(reason: str, physical_id: str | None, name: str | None = None) -> Notification:
         return Notification(
             outcome=Outcome.FAILED,
             stack_id=request.stack_id,
             request_type=request.request_type,
             logical_resource_id=request.logical_resource_id,
-            connector_name=request.connector_name,
+            connector_name=name or request.connector_name,
             connector_id=physical_id,
             reason=reason,
         )
@@ -192,7 +192,7 @@ def handle(
         reason = _short(str(error))
         logger.error("%s failed: %s", request.request_type, reason)  # noqa: TRY400 - expected
         if isinstance(error, ResourceFailedError):
-            _notify(container, failed(reason, error.physical_resource_id))
+            _notify(container, failed(reason, error.physical_resource_id, error.connector_name))
             helper.Status, helper.Reason = "FAILED", reason
             return error.physical_resource_id
         _notify(container, failed(reason, request.physical_resource_id))

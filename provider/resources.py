@@ -421,13 +421,24 @@ class ActivationResource:
         """Create and Update: set the role and enable the connector."""
         props = ActivationProperties.parse(request.properties)
         physical_id = f"{props.connector_id}/activation"
+        name: str | None = None
         try:
-            connector = self._activate(props, request, deadline)
+            connector = self._stack_connector(props.connector_id, request, deadline)
+            if connector is None:
+                raise ConnectorGoneError(
+                    f"Connector {props.connector_id} does not exist in Qualys: check ConnectorId"
+                )
+            name = connector.name
+            connector = self._activate(props, deadline)
         except ProviderError as error:
-            if request.request_type == "Create":
-                # The rollback Delete must find the connector to disable it again.
-                raise ResourceFailedError(str(error), physical_resource_id=physical_id) from error
-            raise
+            # After a failed Create the rollback Delete must find the connector to disable
+            # it again; a failed Update keeps the id it had.
+            failed_id = physical_id if request.request_type == "Create" else None
+            raise ResourceFailedError(
+                str(error),
+                physical_resource_id=failed_id or request.physical_resource_id or physical_id,
+                connector_name=name,
+            ) from error
         return Result(
             physical_resource_id=physical_id,
             outcome=Outcome.ACTIVATED,
@@ -437,14 +448,7 @@ class ActivationResource:
             state=connector.state,
         )
 
-    def _activate(
-        self, props: ActivationProperties, request: Request, deadline: Deadline
-    ) -> Connector:
-        connector = self._stack_connector(props.connector_id, request, deadline)
-        if connector is None:
-            raise ConnectorGoneError(
-                f"Connector {props.connector_id} does not exist in Qualys: check ConnectorId"
-            )
+    def _activate(self, props: ActivationProperties, deadline: Deadline) -> Connector:
         budget = deadline.capped(self._max_wait)
         delay = self._first_delay
         changes = ConnectorChanges(arn=props.role_arn, disabled=False)

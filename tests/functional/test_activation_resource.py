@@ -88,7 +88,7 @@ def test_role_never_assumable_fails_with_qualys_last_error_and_real_id(
     assert answer.physical_resource_id == f"{connector_id}/activation"
     assert "trust policy lacks the external ID" in answer.reason
     assert "Check the role's trust policy" in answer.reason
-    assert slack.messages[-1]["text"].startswith("Qualys connector failed")
+    assert slack.messages[-1]["text"].startswith("Qualys connector failed: aws-123456789012")
 
     rollback = provider.send(activation("activation_delete", connector_id))
 
