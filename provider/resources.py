@@ -146,14 +146,13 @@ class ConnectorResource:
         """Create the connector disabled, or find the one an earlier delivery created."""
         props = ConnectorProperties.parse(request.properties)
         self._warn_if_run_frequency_ignored(props)
-        mark = marker(request.stack_id, request.logical_resource_id)
         work = deadline.shortened(LOOKUP_RESERVE)
 
-        connector = self._find_own(props.connector_name, mark, work)
+        connector = self._find_own(props.connector_name, request, work)
         if connector is not None:
             logger.info("Create delivered again: connector %s already exists", connector.id)
         else:
-            connector = self._create(props, mark, work=work, deadline=deadline)
+            connector = self._create(props, request, work=work, deadline=deadline)
 
         try:
             connector = self._complete(connector, deadline)
@@ -173,11 +172,13 @@ class ConnectorResource:
         )
 
     def _create(
-        self, props: ConnectorProperties, mark: str, *, work: Deadline, deadline: Deadline
+        self, props: ConnectorProperties, request: Request, *, work: Deadline, deadline: Deadline
     ) -> Connector:
         changes = ConnectorChanges(
             name=props.connector_name,
-            description=with_marker(props.description, mark),
+            description=with_marker(
+                props.description, marker(request.stack_id, request.logical_resource_id)
+            ),
             external_id=props.external_id or generate_external_id(),
             all_regions=props.all_regions,
             regions=props.regions or None,
@@ -191,7 +192,7 @@ class ConnectorResource:
         except _UNKNOWN_OUTCOME as error:
             logger.warning("Outcome of create unknown (%s); looking it up", type(error).__name__)
             try:
-                found = self._find_own(props.connector_name, mark, deadline)
+                found = self._find_own(props.connector_name, request, deadline)
             except QualysError:
                 logger.warning("The look-up after an unknown create failed too")
                 raise error from None
@@ -205,10 +206,22 @@ class ConnectorResource:
             return dataclasses.replace(created, external_id=changes.external_id)
         return created
 
-    def _find_own(self, name: str, mark: str, deadline: Deadline) -> Connector | None:
-        """The connector this resource created, by name and marker (never by name alone)."""
+    def _own_connectors(self, name: str, request: Request, deadline: Deadline) -> list[Connector]:
+        """The connectors this resource created, by name and marker (never by name alone),
+        oldest first."""
         candidates = self._api.search([Criterion.equals("name", name)], deadline=deadline)
-        own = sorted((c for c in candidates if mark in (c.description or "")), key=lambda c: c.id)
+        return sorted(
+            (
+                c
+                for c in candidates
+                if owned_by_resource(c, request.stack_id, request.logical_resource_id)
+            ),
+            key=lambda c: c.id,
+        )
+
+    def _find_own(self, name: str, request: Request, deadline: Deadline) -> Connector | None:
+        """The connector this resource created, if any."""
+        own = self._own_connectors(name, request, deadline)
         if len(own) > 1:
             logger.warning(
                 "%d connectors carry this resource's marker; using %s", len(own), own[0].id
@@ -372,9 +385,8 @@ class ConnectorResource:
         name = request.connector_name
         removed: list[str] = []
         if name is not None:
-            mark = marker(request.stack_id, request.logical_resource_id)
             try:
-                own = self._api.search([Criterion.equals("name", name)], deadline=deadline)
+                own = self._own_connectors(name, request, deadline)
             except ProviderError as error:
                 # Answering FAILED would leave the stack stuck over a connector that, in
                 # all but a timed-out Create, was never made.
@@ -386,9 +398,8 @@ class ConnectorResource:
                     note=f"Could not check Qualys for a leftover connector: {error}"[:190],
                 )
             for connector in own:
-                if mark in (connector.description or ""):
-                    self._delete(connector.id, deadline)
-                    removed.append(str(connector.id))
+                self._delete(connector.id, deadline)
+                removed.append(str(connector.id))
         logger.info("Delete of %s (not a Qualys id): removed %s", physical_id, removed or "nothing")
         return Result(
             physical_id,

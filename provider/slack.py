@@ -17,8 +17,8 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import NewConnectionError
 
+from provider.transport import never_sent
 from provider.urls import check_url
 
 logger = logging.getLogger(__name__)
@@ -341,12 +341,10 @@ def _failure(error: str) -> SlackResult:
     return SlackResult(ok=False, status=None, error=error)
 
 
-def _never_sent(error: requests.ConnectionError) -> bool:
-    """Whether the connection failed before any byte of the request left (safe to repeat)."""
-    if isinstance(error, requests.Timeout):
-        return False
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, NewConnectionError)
+def _safe_to_repeat(error: requests.ConnectionError) -> bool:
+    """A connection that could not be opened at all, and quickly: a connect timeout has
+    already spent the notification's time budget."""
+    return not isinstance(error, requests.Timeout) and never_sent(error)
 
 
 class SlackNotifier:
@@ -421,7 +419,7 @@ class SlackNotifier:
         except requests.Timeout as error:
             return _failure(f"timeout ({type(error).__name__})"), False
         except requests.ConnectionError as error:
-            return _failure(f"connection failed ({type(error).__name__})"), _never_sent(error)
+            return _failure(f"connection failed ({type(error).__name__})"), _safe_to_repeat(error)
         except requests.RequestException as error:
             return _failure(f"request failed ({type(error).__name__})"), False
         return self._result(response), False

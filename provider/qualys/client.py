@@ -25,6 +25,7 @@ from provider.qualys.errors import (
     QualysUnavailableError,
 )
 from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion, Operator
+from provider.transport import never_sent
 from provider.urls import check_url
 
 logger = logging.getLogger(__name__)
@@ -65,16 +66,6 @@ def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return max(0.0, seconds)
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """Whether the request certainly never reached Qualys (safe to send again)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    if isinstance(error, requests.ConnectionError):
-        text = repr(error.args[0]) if error.args else ""
-        return "NewConnectionError" in text or "NameResolutionError" in text
-    return False
 
 
 def _excerpt(message: str | None) -> str:
@@ -215,7 +206,7 @@ class QualysClient:
                 )
             except requests.RequestException as error:
                 failures += 1
-                retry = idempotent or _never_sent(error)
+                retry = idempotent or never_sent(error)
                 self._log_failure(operation, type(error).__name__, failures, retry=retry)
                 if retry and self._may_retry(failures, deadline):
                     continue

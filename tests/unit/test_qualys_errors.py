@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from provider.errors import ProviderError
 from provider.qualys import errors
-from provider.qualys.client import QualysClient, RetryPolicy, _header_seconds, _never_sent
+from provider.qualys.client import QualysClient, RetryPolicy, _header_seconds
+from provider.transport import never_sent
 
 
 def envelope(code: str, message: str = "detail from Qualys") -> bytes:
@@ -117,19 +119,29 @@ def test_backoff_grows_and_is_capped_with_jitter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "never_sent"),
+    ("error", "expected"),
     [
         (requests.ConnectTimeout(), True),
-        (requests.ConnectionError("NewConnectionError: refused"), True),
-        (requests.ConnectionError("RemoteDisconnected"), False),
+        (
+            requests.ConnectionError(
+                MaxRetryError(None, "/", reason=NewConnectionError(None, "refused"))
+            ),
+            True,
+        ),
+        (
+            requests.ConnectionError(
+                MaxRetryError(None, "/", reason=ProtocolError("RemoteDisconnected"))
+            ),
+            False,
+        ),
         (requests.ReadTimeout(), False),
     ],
     ids=["connect timeout", "refused", "dropped", "read timeout"],
 )
 def test_only_requests_that_never_left_count_as_unsent(
-    error: requests.RequestException, never_sent: bool
+    error: requests.RequestException, expected: bool
 ) -> None:
-    assert _never_sent(error) is never_sent
+    assert never_sent(error) is expected
 
 
 def test_repr_shows_no_credentials() -> None:
