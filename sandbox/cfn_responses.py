@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -57,9 +57,6 @@ class CfnResponse:
         return str(self.body.get("RequestId", ""))
 
 
-Listener = Callable[[CfnResponse], None]
-
-
 class _Reply:
     status = 200
     reason = "OK"
@@ -71,10 +68,9 @@ class _Reply:
 class ResponseCollector:
     """Records every response crhelper sends while ``capture()`` is active."""
 
-    def __init__(self, listener: Listener | None = None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._responses: list[CfnResponse] = []
-        self._listener = listener
 
     @property
     def responses(self) -> list[CfnResponse]:
@@ -86,17 +82,10 @@ class ResponseCollector:
         """The responses that answer one event (exactly one is correct)."""
         return [r for r in self.responses if r.request_id == request_id]
 
-    def clear(self) -> None:
-        """Forget the responses recorded so far."""
-        with self._lock:
-            self._responses.clear()
-
     def _record(self, host: str, url: str, body: bytes) -> None:
         response = CfnResponse(host=host, path=urlsplit(url).path, body=json.loads(body), raw=body)
         with self._lock:
             self._responses.append(response)
-        if self._listener is not None:
-            self._listener(response)
 
     def _connection_class(self) -> type[Any]:
         collector = self
