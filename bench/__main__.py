@@ -117,7 +117,6 @@ def lifecycle(rounds: int = 20) -> None:
         AWS_DEFAULT_REGION="eu-west-1",
         AWS_REGION="eu-west-1",
     )
-    handler.SLEEP_ON_DELETE = 0
 
     class Context:
         function_name = "qualys-connector-provider"
@@ -156,12 +155,15 @@ def lifecycle(rounds: int = 20) -> None:
             SLACK_WEBHOOK_SECRET_ID=webhook,
         )
         for _ in range(rounds):
-            handler.new_container()  # every round pays the cold path: secrets, session, crhelper
+            # Every round pays the cold path: secrets, session, crhelper.
+            container = handler.Container(os.environ, sleep_on_delete=0)
             stack = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/bench/{uuid.uuid4()}"
 
-            def send(label: str, payload: dict[str, Any]) -> dict[str, Any]:
+            def send(
+                label: str, payload: dict[str, Any], run: handler.Container = container
+            ) -> dict[str, Any]:
                 started = time.perf_counter()
-                handler.lambda_handler(payload, Context())
+                run(payload, Context())
                 samples.setdefault(label, []).append(time.perf_counter() - started)
                 answer = collector.responses[-1]
                 if answer.status != "SUCCESS":

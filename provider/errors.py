@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ProviderError(Exception):
     """Root of every error the provider raises on purpose.
 
     ``str(error)`` is the short reason CloudFormation shows: it says what failed and what
-    to do, and never contains a secret.
+    to do, and never contains a secret. A request that fails after its resource came to
+    exist in Qualys names that resource (``physical_resource_id``, ``connector_name``), so
+    the FAILED answer carries the real id and the rollback Delete finds what was made; the
+    lifecycle sets these facts on the error it catches and raises it again, so the error
+    keeps its kind.
     """
+
+    physical_resource_id: str | None = None
+    connector_name: str | None = None
+
+    def concerning(
+        self, *, physical_resource_id: str | None, connector_name: str | None = None
+    ) -> Self:
+        """Record which resource the failure concerns; facts set earlier are kept."""
+        if self.physical_resource_id is None:
+            self.physical_resource_id = physical_resource_id
+        if self.connector_name is None:
+            self.connector_name = connector_name
+        return self
 
 
 class ConfigurationError(ProviderError):
@@ -40,20 +59,5 @@ class ActivationError(ProviderError):
     """Qualys did not accept the role: the connector stayed in ERROR within the time budget."""
 
 
-class OutOfTimeError(ProviderError):
-    """The invocation's time budget ran out before the work was done."""
-
-
-class ResourceFailedError(ProviderError):
-    """A request failed after its resource came to exist in Qualys.
-
-    The FAILED answer must carry the real PhysicalResourceId, so that the rollback Delete
-    that CloudFormation sends next finds and removes (or disables) what was made.
-    """
-
-    def __init__(
-        self, reason: str, *, physical_resource_id: str, connector_name: str | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.physical_resource_id = physical_resource_id
-        self.connector_name = connector_name
+class UnsupportedRequestError(ProviderError):
+    """The event names a ResourceType or RequestType this provider does not handle."""

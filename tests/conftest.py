@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from provider import handler
+from provider.handler import Container
 from sandbox.cfn_responses import CfnResponse, ResponseCollector
 from sandbox.qualys import QualysSimulator
 from sandbox.slack import SlackReceiver
@@ -91,21 +92,26 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 class Provider:
-    """The provider as Lambda runs it: ``lambda_handler`` with the function's environment,
-    answering through crhelper, whose PUT is caught at ``crhelper.utils.HTTPSConnection``.
+    """The provider as Lambda runs it: a ``Container`` (what ``lambda_handler`` calls) with
+    the function's environment, answering through crhelper, whose PUT is caught at
+    ``crhelper.utils.HTTPSConnection``.
 
     ``send`` checks what every answer must satisfy: exactly one response per event, a
     reason under 200 characters, a body under 4,096 bytes, and no secret in the answer.
     """
 
-    def __init__(self, collector: ResponseCollector, slack: SlackReceiver) -> None:
+    def __init__(
+        self, collector: ResponseCollector, slack: SlackReceiver, options: dict[str, Any]
+    ) -> None:
         self.collector = collector
         self.slack = slack
+        self.options = {"sleep_on_delete": 0, "safety_margin": 2.0, **options}
+        self.container = Container(os.environ, **self.options)
 
     def send(self, event: dict[str, Any], *, remaining_ms: int = 300_000) -> CfnResponse:
         event = copy.deepcopy(event)
         before = len(self.collector.responses)
-        handler.lambda_handler(event, LambdaContext(remaining_ms=remaining_ms))
+        self.container(event, LambdaContext(remaining_ms=remaining_ms))
         answers = self.collector.responses[before:]
         assert len(answers) == 1, f"expected exactly one response, got {len(answers)}"
         answer = answers[0]
@@ -117,10 +123,11 @@ class Provider:
         assert self.slack.webhook_url not in answer.raw.decode()
         return answer
 
-    @staticmethod
-    def new_container() -> None:
-        """The next event runs in a fresh Lambda container (no cached secrets or clients)."""
-        handler.new_container()
+    def new_container(self, **options: Any) -> None:
+        """The next event runs in a fresh Lambda container (no cached secrets or clients),
+        built with ``options`` changed."""
+        self.options.update(options)
+        self.container = Container(os.environ, **self.options)
 
 
 @pytest.fixture
@@ -138,12 +145,19 @@ def secrets(aws: None, slack: SlackReceiver) -> dict[str, str]:
 
 
 @pytest.fixture
-def provider(
+def provider_options() -> dict[str, Any]:
+    """``Container`` arguments for the provider fixture; a test module overrides this."""
+    return {}
+
+
+@pytest.fixture
+def provider(  # noqa: PLR0917 - pytest passes fixtures by position
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     qualys: QualysSimulator,
     slack: SlackReceiver,
     secrets: dict[str, str],
+    provider_options: dict[str, Any],
 ) -> Iterator[Provider]:
     """The provider wired to the simulator, the Slack receiver and moto, at DEBUG level.
 
@@ -154,14 +168,10 @@ def provider(
     monkeypatch.setenv("QUALYS_CREDENTIALS_SECRET_ID", secrets["credentials"])
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ID", secrets["slack"])
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
-    monkeypatch.setattr(handler, "SLEEP_ON_DELETE", 0)
-    monkeypatch.setattr(handler, "SAFETY_MARGIN", 2.0)
-    handler.new_container()
     caplog.set_level(logging.DEBUG)
     collector = ResponseCollector()
     with collector.capture():
-        yield Provider(collector, slack)
-    handler.new_container()
+        yield Provider(collector, slack, provider_options)
 
     logged = caplog.text
     posted = json.dumps(slack.messages)

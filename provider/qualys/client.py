@@ -13,6 +13,7 @@ from requests.adapters import HTTPAdapter
 
 from provider.deadline import Deadline
 from provider.qualys import codec
+from provider.qualys.auth import Credentials
 from provider.qualys.errors import (
     QualysAuthenticationError,
     QualysError,
@@ -25,6 +26,7 @@ from provider.qualys.errors import (
     QualysUnavailableError,
 )
 from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion, Operator
+from provider.text import shorten
 from provider.transport import never_sent
 from provider.urls import check_url
 
@@ -69,12 +71,8 @@ def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def _excerpt(message: str | None) -> str:
-    if not message:
-        return ""
-    message = " ".join(message.split())
-    if len(message) > _MESSAGE_CHARS:
-        message = message[: _MESSAGE_CHARS - 1] + "…"
-    return f": {message}"
+    text = shorten(message, _MESSAGE_CHARS)
+    return f": {text}" if text else ""
 
 
 class QualysClient:
@@ -90,8 +88,7 @@ class QualysClient:
         self,
         *,
         base_url: str,
-        username: str,
-        password: str,
+        credentials: Credentials,
         api_version: ApiVersion = ApiVersion.V3,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
@@ -105,11 +102,11 @@ class QualysClient:
         self._read_timeout = read_timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._credentials = credentials
         self._session = session or requests.Session()
         # Retries are this class's business: urllib3 must not resend a write on its own.
         self._session.mount("https://", HTTPAdapter(max_retries=0))
         self._session.mount("http://", HTTPAdapter(max_retries=0))
-        self._session.auth = (username, password)
         self._session.verify = True
         self._session.headers.update(
             {
@@ -202,7 +199,12 @@ class QualysClient:
             started = time.monotonic()
             try:
                 http = self._session.request(
-                    method, url, data=body, timeout=timeout, allow_redirects=False
+                    method,
+                    url,
+                    data=body,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    auth=self._credentials.auth(deadline),
                 )
             except requests.RequestException as error:
                 failures += 1

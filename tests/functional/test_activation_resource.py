@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import Provider, load_event
-from provider import resources
+from provider.lifecycle import ActivationPolicy
 from provider.markers import marker
 from sandbox.qualys import QualysSimulator, SimConnector
 from sandbox.slack import SlackReceiver
@@ -16,15 +16,10 @@ ROLE = "arn:aws:iam::123456789012:role/qualys-connector-QualysRole-1A2B3C4D5E6F"
 STACK_ID = load_event("connector_create")["StackId"]
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def provider_options() -> dict[str, Any]:
     """Activation retries in tenths of a second instead of seconds."""
-    original = resources.ActivationResource.__init__
-
-    def fast(self: resources.ActivationResource, api: Any, **_: Any) -> None:
-        original(self, api, max_wait=2.0, first_delay=0.05, max_delay=0.2)
-
-    monkeypatch.setattr(resources.ActivationResource, "__init__", fast)
+    return {"activation": ActivationPolicy(max_wait=2.0, first_delay=0.05, max_delay=0.2)}
 
 
 def create_connector(provider: Provider, logical_id: str = "QualysConnector") -> str:

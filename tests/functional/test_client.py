@@ -16,6 +16,7 @@ import requests
 from conftest import PASSWORD, USERNAME
 from provider.deadline import Deadline
 from provider.qualys import ApiVersion, Connector, ConnectorChanges, Criterion, Operator
+from provider.qualys.auth import StaticCredentials
 from provider.qualys.client import QualysClient, RetryPolicy
 from provider.qualys.errors import (
     QualysAuthenticationError,
@@ -77,8 +78,7 @@ def make_client() -> Iterator[ClientFactory]:
         base_url = target if isinstance(target, str) else target.base_url
         client = QualysClient(
             base_url=base_url,
-            username=username,
-            password=password,
+            credentials=StaticCredentials(username, password),
             api_version=version,
             retry=retry,
             **options,
@@ -465,7 +465,7 @@ def test_client_forces_tls_verification_on_its_session(qualys: QualysSimulator) 
     session.verify = False
 
     client = QualysClient(
-        base_url=qualys.base_url, username=USERNAME, password=PASSWORD, session=session
+        base_url=qualys.base_url, credentials=StaticCredentials(USERNAME, PASSWORD), session=session
     )
     try:
         assert session.verify is True
@@ -488,10 +488,10 @@ def test_client_forces_tls_verification_on_its_session(qualys: QualysSimulator) 
 )
 def test_construction_refuses_plain_http_to_a_remote_host(url: str, accepted: bool) -> None:
     if accepted:
-        QualysClient(base_url=url, username=USERNAME, password=PASSWORD).close()
+        QualysClient(base_url=url, credentials=StaticCredentials(USERNAME, PASSWORD)).close()
     else:
         with pytest.raises(ValueError, match="QUALYS_API_URL"):
-            QualysClient(base_url=url, username=USERNAME, password=PASSWORD)
+            QualysClient(base_url=url, credentials=StaticCredentials(USERNAME, PASSWORD))
 
 
 # --- authentication and authorization ------------------------------------------------------

@@ -22,19 +22,16 @@ from conftest import (
     Provider,
     load_event,
 )
-from provider import resources
-from provider.qualys import client as qualys_client
+from provider.qualys.client import RetryPolicy
+from provider.qualys.models import ApiVersion
 from sandbox.qualys import Fault, QualysSimulator
 from sandbox.slack import SlackReceiver
 
 
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def provider_options() -> dict[str, Any]:
     """Client backoff in hundredths of a second; the logic is the same."""
-    policy = qualys_client.RetryPolicy
-    monkeypatch.setattr(
-        qualys_client, "RetryPolicy", lambda: policy(backoff_base=0.01, backoff_cap=0.05)
-    )
+    return {"retry": RetryPolicy(backoff_base=0.01, backoff_cap=0.05)}
 
 
 def create_event(**properties: Any) -> dict[str, Any]:
@@ -151,11 +148,10 @@ def test_create_that_did_not_happen_fails_without_leaving_anything(
 def test_create_whose_answer_was_lost_is_found_not_repeated(
     provider: Provider,
     qualys: QualysSimulator,
-    monkeypatch: pytest.MonkeyPatch,
     case: str,
     fault: Fault,
 ) -> None:
-    monkeypatch.setattr(resources, "LOOKUP_RESERVE", 5.0)
+    provider.new_container(lookup_reserve=5.0)
     qualys.inject("create", fault)
 
     # 2 s safety margin + 5 s look-up reserve leave the create 3 s: shorter than the delay.
@@ -203,9 +199,9 @@ def test_throttling_longer_than_the_time_left_fails_in_time(provider: Provider) 
 
 
 def test_qualys_slower_than_the_time_left_fails_with_a_real_reason_before_lambda_ends(
-    provider: Provider, monkeypatch: pytest.MonkeyPatch
+    provider: Provider,
 ) -> None:
-    monkeypatch.setattr(resources, "LOOKUP_RESERVE", 1.0)
+    provider.new_container(lookup_reserve=1.0)
     with (
         QualysSimulator(users={USERNAME: PASSWORD}, latency=6.0) as slow,
         pytest.MonkeyPatch.context() as patch,
@@ -375,13 +371,22 @@ def test_without_slack_configured_nothing_is_posted(
     assert slack.messages == []
 
 
-def test_a_bug_answers_failed_with_a_pointer_to_the_log(
-    provider: Provider, monkeypatch: pytest.MonkeyPatch, slack: SlackReceiver
-) -> None:
-    def broken(*_args: object) -> None:
-        raise KeyError("surprise")
+class BrokenApi:
+    """A Qualys API with a bug in it: every call raises what no code expects."""
 
-    monkeypatch.setattr(resources.ConnectorResource, "create", broken)
+    api_version = ApiVersion.V3
+
+    def __getattr__(self, name: str) -> Any:
+        def broken(*_args: object, **_kwargs: object) -> None:
+            raise KeyError("surprise")
+
+        return broken
+
+
+def test_a_bug_answers_failed_with_a_pointer_to_the_log(
+    provider: Provider, slack: SlackReceiver
+) -> None:
+    provider.new_container(api=BrokenApi())
     event = create_event()
 
     answer = provider.send(event)

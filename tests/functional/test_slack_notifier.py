@@ -14,14 +14,9 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from provider.slack import (
-    Notification,
-    NullNotifier,
-    Outcome,
-    SlackNotifier,
-    SlackResult,
-    build_message,
-)
+from provider.lifecycle.model import Outcome
+from provider.slack.message import Notification, build_message
+from provider.slack.notifier import NullNotifier, SlackNotifier, SlackResult
 from sandbox.slack import Rejection, SlackReceiver
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/qualys-connector/0a1b2c3d"

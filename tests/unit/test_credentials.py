@@ -14,7 +14,10 @@ from provider.credentials import (
     read_qualys_credentials,
     read_slack_webhook_url,
 )
+from provider.deadline import Deadline
 from provider.errors import SecretError
+
+LONG = Deadline.never()
 
 
 class FakeSecretsManager:
@@ -34,7 +37,7 @@ class FakeSecretsManager:
 
 def store_of(values: dict[str, Any], error: Exception | None = None) -> tuple[SecretStore, Any]:
     fake = FakeSecretsManager(values, error)
-    return SecretStore(lambda: fake), fake
+    return SecretStore(lambda _config: fake), fake
 
 
 def client_error(code: str) -> ClientError:
@@ -44,8 +47,8 @@ def client_error(code: str) -> ClientError:
 def test_credentials_are_read_once_and_cached() -> None:
     store, fake = store_of({"q": json.dumps({"username": " me ", "password": "pw"})})
 
-    first = read_qualys_credentials(store, "q")
-    second = read_qualys_credentials(store, "q")
+    first = read_qualys_credentials(store, "q", deadline=LONG)
+    second = read_qualys_credentials(store, "q", deadline=LONG)
 
     assert first == second == QualysCredentials(username="me", password="pw")
     assert fake.calls == 1
@@ -54,10 +57,10 @@ def test_credentials_are_read_once_and_cached() -> None:
 
 def test_forget_makes_the_next_read_fetch_again() -> None:
     store, fake = store_of({"q": json.dumps({"username": "me", "password": "pw"})})
-    read_qualys_credentials(store, "q")
+    read_qualys_credentials(store, "q", deadline=LONG)
 
     store.forget("q")
-    read_qualys_credentials(store, "q")
+    read_qualys_credentials(store, "q", deadline=LONG)
 
     assert fake.calls == 2
 
@@ -77,7 +80,7 @@ def test_read_failures_say_what_to_fix(case: str, error: Exception, words: str) 
     store, _ = store_of({}, error)
 
     with pytest.raises(SecretError) as raised:
-        read_qualys_credentials(store, "q")
+        read_qualys_credentials(store, "q", deadline=LONG)
 
     assert words in str(raised.value), case
     assert "Qualys credentials" in str(raised.value)
@@ -100,7 +103,7 @@ def test_bad_formats_are_named_and_the_value_never_shown(
     store, _ = store_of({} if value is None else {"q": value})
 
     with pytest.raises(SecretError) as raised:
-        read_qualys_credentials(store, "q")
+        read_qualys_credentials(store, "q", deadline=LONG)
 
     assert words in str(raised.value), case
     assert "hunter2" not in str(raised.value)
@@ -110,7 +113,7 @@ def test_webhook_url_is_read_and_checked() -> None:
     url = "https://hooks.slack.com/services/T000/B000/XXXX"
     store, _ = store_of({"s": json.dumps({"webhook_url": url})})
 
-    assert read_slack_webhook_url(store, "s") == url
+    assert read_slack_webhook_url(store, "s", deadline=LONG) == url
 
 
 @pytest.mark.parametrize(
@@ -126,7 +129,7 @@ def test_bad_webhook_secret_is_refused_without_showing_the_url(
     store, _ = store_of({"s": json.dumps(value)})
 
     with pytest.raises(SecretError) as raised:
-        read_slack_webhook_url(store, "s")
+        read_slack_webhook_url(store, "s", deadline=LONG)
 
     assert words in str(raised.value)
     assert "services/T/B/X" not in str(raised.value)

@@ -8,6 +8,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from provider.errors import ProviderError
 from provider.qualys import errors
+from provider.qualys.auth import StaticCredentials
 from provider.qualys.client import QualysClient, RetryPolicy, _header_seconds
 from provider.transport import never_sent
 
@@ -145,7 +146,9 @@ def test_only_requests_that_never_left_count_as_unsent(
 
 
 def test_repr_shows_no_credentials() -> None:
-    client = QualysClient(base_url="https://qualysapi.qualys.com/", username="u", password="p4ss")
+    client = QualysClient(
+        base_url="https://qualysapi.qualys.com/", credentials=StaticCredentials("u", "p4ss")
+    )
 
     assert "p4ss" not in repr(client)
     assert repr(client) == "QualysClient(base_url='https://qualysapi.qualys.com', api_version=3.0)"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from provider.slack import (
+from provider.lifecycle.model import Outcome
+from provider.slack.message import (
     FIELD_TEXT_LIMIT,
     HEADER_TEXT_LIMIT,
     OUTCOME_COLOURS,
     SECTION_TEXT_LIMIT,
     Notification,
-    Outcome,
     StackRef,
     build_message,
     fit_mrkdwn,

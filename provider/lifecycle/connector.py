@@ -1,35 +1,17 @@
-"""What Create, Update and Delete do in Qualys for the two resource types.
-
-Each method takes one parsed request and a deadline, and returns a ``Result`` or raises a
-``ProviderError`` whose text is the FAILED reason. Nothing here knows crhelper or Slack.
-"""
+"""``Custom::QualysConnector``: Create, Update and Delete of the Qualys connector itself."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Final
 
 from provider.deadline import Deadline
-from provider.errors import (
-    ActivationError,
-    ConnectorGoneError,
-    OwnershipError,
-    PropertyError,
-    ProviderError,
-    ResourceFailedError,
-)
-from provider.markers import marker, owned_by_resource, owned_by_stack, with_marker
-from provider.properties import (
-    ActivationProperties,
-    ConnectorProperties,
-    generate_external_id,
-    parse_connector_id,
-)
+from provider.errors import ConnectorGoneError, OwnershipError, PropertyError, ProviderError
+from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
+from provider.markers import marker, owned_by_resource, with_marker
+from provider.properties import ConnectorProperties, generate_external_id, parse_connector_id
 from provider.qualys.errors import (
     QualysError,
     QualysNotFoundError,
@@ -37,89 +19,40 @@ from provider.qualys.errors import (
     QualysUnavailableError,
 )
 from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion
-from provider.slack import Outcome
+from provider.text import shorten
 
 logger = logging.getLogger(__name__)
 
-CONNECTOR_TYPE = "Custom::QualysConnector"
-ACTIVATION_TYPE = "Custom::QualysConnectorActivation"
-
-LOOKUP_RESERVE = 15.0
+LOOKUP_RESERVE: Final = 15.0
 """Seconds kept back from a create or delete, to look the connector up if its outcome is
 unknown (a timeout or dropped connection) instead of answering blind."""
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
-_ACTIVATION_ID = re.compile(r"(\d{1,19})/activation")
 _UNKNOWN_OUTCOME = (QualysUnavailableError, QualysResponseError)
 """Errors after which a write may or may not have happened (timeouts are unavailability)."""
 
 
-class ConnectorApi(Protocol):
-    """The Qualys operations the lifecycle needs (``QualysClient`` provides them)."""
-
-    @property
-    def api_version(self) -> ApiVersion: ...
-
-    def create(self, changes: ConnectorChanges, *, deadline: Deadline) -> Connector: ...
-
-    def get(self, connector_id: int, *, deadline: Deadline) -> Connector: ...
-
-    def search(
-        self, criteria: Sequence[Criterion], *, deadline: Deadline, page_size: int = 100
-    ) -> list[Connector]: ...
-
-    def update(
-        self, connector_id: int, changes: ConnectorChanges, *, deadline: Deadline
-    ) -> None: ...
-
-    def delete(self, connector_id: int, *, deadline: Deadline) -> None: ...
-
-
-@dataclass(frozen=True)
-class Request:
-    """One custom resource event, reduced to what the lifecycle reads."""
-
-    request_type: str
-    request_id: str
-    stack_id: str
-    logical_resource_id: str
-    resource_type: str
-    physical_resource_id: str | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    old_properties: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> Request:
-        """The fields of a CloudFormation custom resource event."""
-        return cls(
-            request_type=str(event["RequestType"]),
-            request_id=str(event["RequestId"]),
-            stack_id=str(event["StackId"]),
-            logical_resource_id=str(event["LogicalResourceId"]),
-            resource_type=str(event.get("ResourceType", "")),
-            physical_resource_id=event.get("PhysicalResourceId"),
-            properties=event.get("ResourceProperties") or {},
-            old_properties=event.get("OldResourceProperties") or {},
-        )
-
-    @property
-    def connector_name(self) -> str | None:
-        """The ConnectorName property as sent, for messages about any outcome."""
-        name = self.properties.get("ConnectorName")
-        return name if isinstance(name, str) and name else None
-
-
-@dataclass(frozen=True)
-class Result:
-    """A successful outcome: the answer to CloudFormation and the facts for Slack."""
-
-    physical_resource_id: str
-    outcome: Outcome
-    data: Mapping[str, str] = field(default_factory=dict)
-    connector_name: str | None = None
-    connector_id: str | None = None
-    state: str | None = None
-    note: str | None = None
+def connector_changes(
+    props: ConnectorProperties,
+    request: Request,
+    *,
+    external_id: str | None,
+    disabled: bool | None = None,
+) -> ConnectorChanges:
+    """What Create and Update write: the properties, and the marker after the description."""
+    return ConnectorChanges(
+        name=props.connector_name,
+        description=with_marker(
+            props.description, marker(request.stack_id, request.logical_resource_id)
+        ),
+        external_id=external_id,
+        all_regions=props.all_regions,
+        regions=props.regions or None,
+        disabled=disabled,
+        activation_modules=props.activation_modules,
+        default_tag_ids=props.default_tag_ids,
+        run_frequency=props.run_frequency_minutes,
+    )
 
 
 def _connector_data(
@@ -136,9 +69,16 @@ def _connector_data(
 class ConnectorResource:
     """``Custom::QualysConnector``: the connector itself, created disabled."""
 
-    def __init__(self, api: ConnectorApi, *, fallback_qualys_account_id: str | None) -> None:
+    def __init__(
+        self,
+        api: ConnectorApi,
+        *,
+        fallback_qualys_account_id: str | None,
+        lookup_reserve: float = LOOKUP_RESERVE,
+    ) -> None:
         self._api = api
         self._fallback_account = fallback_qualys_account_id
+        self._lookup_reserve = lookup_reserve
 
     # --- Create -----------------------------------------------------------------------
 
@@ -146,7 +86,7 @@ class ConnectorResource:
         """Create the connector disabled, or find the one an earlier delivery created."""
         props = ConnectorProperties.parse(request.properties)
         self._warn_if_run_frequency_ignored(props)
-        work = deadline.shortened(LOOKUP_RESERVE)
+        work = deadline.shortened(self._lookup_reserve)
 
         connector = self._find_own(props.connector_name, request, work)
         if connector is not None:
@@ -160,7 +100,8 @@ class ConnectorResource:
             if not connector.external_id:
                 raise QualysResponseError("Qualys reported the connector without its externalId")
         except ProviderError as error:
-            raise ResourceFailedError(str(error), physical_resource_id=str(connector.id)) from error
+            error.concerning(physical_resource_id=str(connector.id))
+            raise
 
         return Result(
             physical_resource_id=str(connector.id),
@@ -174,18 +115,8 @@ class ConnectorResource:
     def _create(
         self, props: ConnectorProperties, request: Request, *, work: Deadline, deadline: Deadline
     ) -> Connector:
-        changes = ConnectorChanges(
-            name=props.connector_name,
-            description=with_marker(
-                props.description, marker(request.stack_id, request.logical_resource_id)
-            ),
-            external_id=props.external_id or generate_external_id(),
-            all_regions=props.all_regions,
-            regions=props.regions or None,
-            disabled=True,
-            activation_modules=props.activation_modules,
-            default_tag_ids=props.default_tag_ids,
-            run_frequency=props.run_frequency_minutes,
+        changes = connector_changes(
+            props, request, external_id=props.external_id or generate_external_id(), disabled=True
         )
         try:
             created = self._api.create(changes, deadline=work)
@@ -271,18 +202,7 @@ class ConnectorResource:
             if props.external_id is not None and props.external_id != connector.external_id
             else None
         )
-        changes = ConnectorChanges(
-            name=props.connector_name,
-            description=with_marker(
-                props.description, marker(request.stack_id, request.logical_resource_id)
-            ),
-            external_id=new_external_id,
-            all_regions=props.all_regions,
-            regions=props.regions or None,
-            activation_modules=props.activation_modules,
-            default_tag_ids=props.default_tag_ids,
-            run_frequency=props.run_frequency_minutes,
-        )
+        changes = connector_changes(props, request, external_id=new_external_id)
         self._api.update(connector_id, changes, deadline=deadline)
         logger.info("Updated connector %s", connector_id)
 
@@ -359,7 +279,7 @@ class ConnectorResource:
 
     def _delete(self, connector_id: int, deadline: Deadline) -> None:
         try:
-            self._api.delete(connector_id, deadline=deadline.shortened(LOOKUP_RESERVE))
+            self._api.delete(connector_id, deadline=deadline.shortened(self._lookup_reserve))
         except QualysNotFoundError:
             return
         except _UNKNOWN_OUTCOME as error:
@@ -395,7 +315,7 @@ class ConnectorResource:
                     physical_id,
                     Outcome.DELETED,
                     connector_name=name,
-                    note=f"Could not check Qualys for a leftover connector: {error}"[:190],
+                    note=shorten(f"Could not check Qualys for a leftover connector: {error}", 190),
                 )
             for connector in own:
                 self._delete(connector.id, deadline)
@@ -408,134 +328,3 @@ class ConnectorResource:
             connector_id=", ".join(removed) or None,
             note=None if removed else "Nothing to delete: the connector had not been created.",
         )
-
-
-class ActivationResource:
-    """``Custom::QualysConnectorActivation``: the role set on the connector, enabled."""
-
-    def __init__(
-        self,
-        api: ConnectorApi,
-        *,
-        max_wait: float = 120.0,
-        first_delay: float = 2.0,
-        max_delay: float = 20.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._api = api
-        self._max_wait = max_wait
-        self._first_delay = first_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
-
-    def apply(self, request: Request, deadline: Deadline) -> Result:
-        """Create and Update: set the role and enable the connector."""
-        props = ActivationProperties.parse(request.properties)
-        physical_id = f"{props.connector_id}/activation"
-        name: str | None = None
-        try:
-            connector = self._stack_connector(props.connector_id, request, deadline)
-            if connector is None:
-                raise ConnectorGoneError(
-                    f"Connector {props.connector_id} does not exist in Qualys: check ConnectorId"
-                )
-            name = connector.name
-            connector = self._activate(props, deadline)
-        except ProviderError as error:
-            # After a failed Create the rollback Delete must find the connector to disable
-            # it again; a failed Update keeps the id it had.
-            failed_id = physical_id if request.request_type == "Create" else None
-            raise ResourceFailedError(
-                str(error),
-                physical_resource_id=failed_id or request.physical_resource_id or physical_id,
-                connector_name=name,
-            ) from error
-        return Result(
-            physical_resource_id=physical_id,
-            outcome=Outcome.ACTIVATED,
-            data={"ConnectorState": connector.state or "UNKNOWN"},
-            connector_name=connector.name,
-            connector_id=str(props.connector_id),
-            state=connector.state,
-        )
-
-    def _activate(self, props: ActivationProperties, deadline: Deadline) -> Connector:
-        budget = deadline.capped(self._max_wait)
-        delay = self._first_delay
-        changes = ConnectorChanges(arn=props.role_arn, disabled=False)
-        while True:
-            self._api.update(props.connector_id, changes, deadline=deadline)
-            connector = self._api.get(props.connector_id, deadline=deadline)
-            if connector.state != "ERROR":
-                logger.info("Connector %s enabled: %s", connector.id, connector.state)
-                return connector
-            if not budget.allows(delay):
-                raise ActivationError(
-                    f"Qualys cannot use role for connector {connector.id}:"
-                    f" {_short(connector.last_error)}. Check the role's trust policy"
-                )
-            # A role minutes old may not be assumable yet (IAM is eventually consistent).
-            logger.info(
-                "Connector %s is in ERROR (%s); applying again in %.0fs",
-                connector.id,
-                _short(connector.last_error),
-                delay,
-            )
-            self._sleep(delay)
-            delay = min(delay * 2, self._max_delay)
-
-    def _stack_connector(
-        self, connector_id: int, request: Request, deadline: Deadline
-    ) -> Connector | None:
-        try:
-            connector = self._api.get(connector_id, deadline=deadline)
-        except QualysNotFoundError:
-            return None
-        if not owned_by_stack(connector, request.stack_id):
-            raise OwnershipError(
-                f"Connector {connector_id} was not created by this stack; it is left untouched"
-            )
-        return connector
-
-    def delete(self, request: Request, deadline: Deadline) -> Result:
-        """Disable the connector, so Qualys stops using a role about to be deleted."""
-        physical_id = request.physical_resource_id or ""
-        match = _ACTIVATION_ID.fullmatch(physical_id)
-        if match is None:
-            logger.info("Delete of %s (not an activation id): nothing to do", physical_id)
-            return Result(physical_id, Outcome.DEACTIVATED, note="Nothing to deactivate.")
-        connector_id = int(match.group(1))
-        try:
-            connector = self._stack_connector(connector_id, request, deadline)
-        except OwnershipError:
-            logger.warning("Connector %s lacks this stack's marker: not disabled", connector_id)
-            return Result(
-                physical_id,
-                Outcome.DEACTIVATED,
-                connector_id=str(connector_id),
-                note="Not disabled: the connector was not created by this stack.",
-            )
-        if connector is None:
-            return Result(
-                physical_id,
-                Outcome.DEACTIVATED,
-                connector_id=str(connector_id),
-                note="The connector was already gone from Qualys.",
-            )
-        if connector.disabled is not True:
-            self._api.update(connector_id, ConnectorChanges(disabled=True), deadline=deadline)
-            logger.info("Disabled connector %s", connector_id)
-        return Result(
-            physical_id,
-            Outcome.DEACTIVATED,
-            connector_name=connector.name,
-            connector_id=str(connector_id),
-            state="DISABLED",
-        )
-
-
-def _short(text: str | None, limit: int = 90) -> str:
-    if not text:
-        return "no error given"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

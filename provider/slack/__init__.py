@@ -1,0 +1,1 @@
+"""Slack notifications of connector outcomes: ``message`` builds them, ``notifier`` posts them."""
