@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from provider.credentials import (
     QualysCredentials,
+    SecretCredentials,
+    SecretsPolicy,
     SecretStore,
     read_qualys_credentials,
     read_slack_webhook_url,
@@ -133,3 +136,82 @@ def test_bad_webhook_secret_is_refused_without_showing_the_url(
 
     assert words in str(raised.value)
     assert "services/T/B/X" not in str(raised.value)
+
+
+# --- time: the Secrets Manager client's settings fit the deadline -------------------------
+
+
+def test_the_client_has_explicit_timeouts_and_bounded_standard_retries() -> None:
+    configs: list[Any] = []
+    fake = FakeSecretsManager({"q": json.dumps({"username": "me", "password": "pw"})})
+    store = SecretStore(lambda config: configs.append(config) or fake)
+
+    read_qualys_credentials(store, "q", deadline=Deadline.after(60))
+
+    (config,) = configs
+    policy = SecretsPolicy()
+    assert (config.connect_timeout, config.read_timeout) == (
+        policy.connect_timeout,
+        policy.read_timeout,
+    )
+    assert config.retries == {"mode": "standard", "total_max_attempts": policy.attempts}
+    assert policy.worst_case < 60
+
+
+def test_with_less_time_than_the_worst_case_one_try_fits_in_what_is_left() -> None:
+    configs: list[Any] = []
+    fake = FakeSecretsManager({"q": json.dumps({"username": "me", "password": "pw"})})
+    store = SecretStore(lambda config: configs.append(config) or fake)
+
+    read_qualys_credentials(store, "q", deadline=Deadline.after(4))
+
+    (config,) = configs
+    assert config.retries["total_max_attempts"] == 1
+    assert config.connect_timeout + config.read_timeout <= 4
+
+
+def test_with_no_time_left_nothing_is_called() -> None:
+    store, fake = store_of({"q": json.dumps({"username": "me", "password": "pw"})})
+
+    with pytest.raises(SecretError, match="No time left to read the Qualys credentials secret"):
+        read_qualys_credentials(store, "q", deadline=Deadline.after(0.5))
+
+    assert fake.calls == 0
+
+
+# --- the Basic auth that reads the secret ------------------------------------------------
+
+
+def _sent_with(auth: Any, status: int) -> requests.PreparedRequest:
+    """Apply ``auth`` to a request, then let its response hooks see ``status``."""
+    request = auth(requests.Request("GET", "https://qualysapi.qualys.com/x").prepare())
+    response = requests.Response()
+    response.status_code = status
+    for hook in request.hooks["response"]:
+        hook(response)
+    return request
+
+
+def test_building_the_credentials_reads_nothing_the_first_request_reads_once() -> None:
+    store, fake = store_of({"q": json.dumps({"username": "me", "password": "pw"})})
+    credentials = SecretCredentials(store, "q")
+    assert fake.calls == 0
+
+    first = _sent_with(credentials.auth(LONG), 200)
+    _sent_with(credentials.auth(LONG), 200)
+
+    assert fake.calls == 1
+    assert first.headers["Authorization"] == "Basic bWU6cHc="  # me:pw
+    assert "pw" not in repr(credentials)
+
+
+def test_a_401_makes_the_next_request_read_the_secret_again() -> None:
+    store, fake = store_of({"q": json.dumps({"username": "me", "password": "pw"})})
+    credentials = SecretCredentials(store, "q")
+
+    _sent_with(credentials.auth(LONG), 401)
+    fake.values["q"] = json.dumps({"username": "me", "password": "rotated"})
+    retried = _sent_with(credentials.auth(LONG), 200)
+
+    assert fake.calls == 2
+    assert retried.headers["Authorization"] == "Basic bWU6cm90YXRlZA=="  # me:rotated
