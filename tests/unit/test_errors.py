@@ -8,17 +8,19 @@ from provider.errors import ProviderError
 from provider.qualys.errors import QualysAuthenticationError
 
 
+def _activate() -> None:
+    """What the lifecycle does: catch, name the resource, raise the same error again."""
+    try:
+        raise QualysAuthenticationError("Qualys rejected the credentials", status=401)
+    except ProviderError as caught:
+        caught.concerning(physical_resource_id="42/activation", connector_name="aws-1")
+        raise
+
+
 def test_an_error_names_its_resource_and_keeps_its_kind() -> None:
-    error = QualysAuthenticationError("Qualys rejected the credentials", status=401)
-
     with pytest.raises(QualysAuthenticationError) as raised:
-        try:
-            raise error
-        except ProviderError as caught:
-            caught.concerning(physical_resource_id="42/activation", connector_name="aws-1")
-            raise
+        _activate()
 
-    assert raised.value is error
     assert (raised.value.physical_resource_id, raised.value.connector_name) == (
         "42/activation",
         "aws-1",
