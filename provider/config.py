@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from provider.errors import ConfigurationError
+from provider.ids import ACCOUNT_ID
 from provider.qualys.models import ApiVersion
 from provider.urls import check_url
 
@@ -18,7 +18,6 @@ SLACK_WEBHOOK_SECRET_ID = "SLACK_WEBHOOK_SECRET_ID"  # noqa: S105 - a name
 QUALYS_AWS_ACCOUNT_ID = "QUALYS_AWS_ACCOUNT_ID"
 LOG_LEVEL = "LOG_LEVEL"
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -62,7 +61,7 @@ class Settings:
             ) from None
 
         account = _optional(environ, QUALYS_AWS_ACCOUNT_ID)
-        if account is not None and not _ACCOUNT_ID.fullmatch(account):
+        if account is not None and not ACCOUNT_ID.fullmatch(account):
             raise ConfigurationError(
                 f"Environment variable {QUALYS_AWS_ACCOUNT_ID} must be a 12-digit AWS account id"
             )

@@ -14,26 +14,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from provider.errors import PropertyError
+from provider.ids import QUALYS_ID
 
 ACTIVATION_MODULES = ("VM", "PC", "SCA", "CLOUDVIEW", "CERTVIEW")
 DEFAULT_ACTIVATION_MODULES = ("VM",)
+APPLICATIONS = ("AI", "CI", "CSA")
+"""Qualys's apps on a connector: asset inventory always, plus CI and CSA for CSPM."""
+ASSET_INVENTORY = ("AI",)
+CSPM = ("AI", "CI", "CSA")
 DEFAULT_RUN_FREQUENCY = 240
-RUN_FREQUENCY_RANGE = (60, 1440)
+RUN_FREQUENCIES = (60, 120, 180, 240, 360, 480, 720, 1440)
+"""Minutes between syncs that Qualys accepts."""
 MAX_NAME = 255
-MAX_DESCRIPTION = 1000
+MAX_DESCRIPTION = 700
+"""Qualys is assumed to store 1,000 characters of description; the provider's marker and
+its separator take up to 286 of them (with a 255-character LogicalResourceId)."""
+EXTERNAL_ID_DIGITS = 40
 
 _CLOUDFORMATION_KEYS = frozenset({"ServiceToken", "ServiceTimeout"})
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
+# Every pattern is ASCII-only: ``\d`` would also match Arabic-Indic or superscript digits.
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
-_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
-_DIGITS = re.compile(r"\d{1,19}")
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 # Characters XML 1.0 cannot carry, so Qualys could never store them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def generate_external_id() -> str:
-    """A fresh external ID: 32 bytes from the OS CSPRNG (256 bits), URL-safe."""
-    return secrets.token_urlsafe(32)
+    """A fresh external ID: 40 decimal digits from the OS CSPRNG (about 133 bits), the
+    first not 0, which every rule Qualys tenants have enforced accepts (9 to 90 digits)."""
+    low = 10 ** (EXTERNAL_ID_DIGITS - 1)
+    return str(low + secrets.randbelow(9 * low))
 
 
 def _check_known(raw: Mapping[str, Any], known: frozenset[str]) -> None:
@@ -84,17 +95,37 @@ def _items(raw: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
     return items or None
 
 
-def _integer(raw: Mapping[str, Any], name: str, *, low: int, high: int) -> int | None:
+def _choice(raw: Mapping[str, Any], name: str, choices: tuple[int, ...]) -> int | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not re.fullmatch(r"-?\d+", text):
-        raise PropertyError(name, f"must be a whole number from {low} to {high}")
+    allowed = ", ".join(map(str, choices))
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,6}", text):
+        raise PropertyError(name, f"must be one of {allowed}")
     number = int(text)
-    if not low <= number <= high:
-        raise PropertyError(name, f"must be from {low} to {high}, not {number}")
+    if number not in choices:
+        raise PropertyError(name, f"must be one of {allowed}, not {number}")
     return number
+
+
+def _role_arn(raw: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    role_arn = _text(raw, name, required=required, max_length=2048).strip()
+    if not role_arn:
+        return None
+    if not _ROLE_ARN.fullmatch(role_arn):
+        raise PropertyError(name, "must be an IAM role ARN (arn:<partition>:iam::...)")
+    return role_arn
+
+
+def _applications(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    given = tuple(a.upper() for a in _items(raw, "Applications") or ())
+    if not given:
+        return ASSET_INVENTORY
+    unknown = [a for a in given if a not in APPLICATIONS]
+    if unknown or set(given) not in ({*ASSET_INVENTORY}, {*CSPM}):
+        raise PropertyError("Applications", "must be AI (asset inventory) or AI,CI,CSA (CSPM)")
+    return tuple(a for a in APPLICATIONS if a in given)
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,8 @@ class ConnectorProperties:
     run_frequency_given: bool = False
     default_tag_ids: tuple[int, ...] = ()
     external_id: str | None = None
+    applications: tuple[str, ...] = ASSET_INVENTORY
+    role_arn: str | None = None
 
     FIELDS = frozenset(
         {
@@ -121,6 +154,8 @@ class ConnectorProperties:
             "RunFrequencyMinutes",
             "DefaultTagIds",
             "ExternalId",
+            "Applications",
+            "RoleArn",
         }
     )
 
@@ -151,17 +186,24 @@ class ConnectorProperties:
                     f"must be a subset of {', '.join(ACTIVATION_MODULES)}; {module!r} is not",
                 )
 
-        frequency = _integer(raw, "RunFrequencyMinutes", low=RUN_FREQUENCY_RANGE[0], high=1440)
+        frequency = _choice(raw, "RunFrequencyMinutes", RUN_FREQUENCIES)
 
         tag_ids = _items(raw, "DefaultTagIds") or ()
         for tag_id in tag_ids:
-            if not _DIGITS.fullmatch(tag_id):
+            if not QUALYS_ID.fullmatch(tag_id):
                 raise PropertyError("DefaultTagIds", f"must hold Qualys tag ids; {tag_id!r} is not")
 
         external_id = _text(raw, "ExternalId", required=False, max_length=1224) or None
         if external_id is not None and not _EXTERNAL_ID.fullmatch(external_id):
             raise PropertyError(
                 "ExternalId", "must be 2 to 1224 characters of A-Z a-z 0-9 + = , . @ : / _ -"
+            )
+
+        applications = _applications(raw)
+        role_arn = _role_arn(raw, "RoleArn", required=False)
+        if applications != ASSET_INVENTORY and role_arn is None:
+            raise PropertyError(
+                "RoleArn", "is required when Applications is AI,CI,CSA (CSPM names the role)"
             )
 
         return cls(
@@ -174,13 +216,15 @@ class ConnectorProperties:
             run_frequency_given=frequency is not None,
             default_tag_ids=tuple(int(t) for t in tag_ids),
             external_id=external_id,
+            applications=applications,
+            role_arn=role_arn,
         )
 
 
 def parse_connector_id(value: object, *, name: str = "ConnectorId") -> int:
     """A Qualys connector id: digits only."""
     text = value.strip() if isinstance(value, str) else None
-    if not text or not _DIGITS.fullmatch(text):
+    if not text or not QUALYS_ID.fullmatch(text):
         raise PropertyError(name, "must be a Qualys connector id (digits)")
     return int(text)
 
@@ -191,8 +235,9 @@ class ActivationProperties:
 
     connector_id: int
     role_arn: str
+    wait_for_first_sync: bool = False
 
-    FIELDS = frozenset({"ConnectorId", "RoleArn"})
+    FIELDS = frozenset({"ConnectorId", "RoleArn", "WaitForFirstSync"})
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> ActivationProperties:
@@ -201,7 +246,10 @@ class ActivationProperties:
         if raw.get("ConnectorId") in (None, ""):
             raise PropertyError("ConnectorId", "is required")
         connector_id = parse_connector_id(raw.get("ConnectorId"))
-        role_arn = _text(raw, "RoleArn", required=True, max_length=2048).strip()
-        if not _ROLE_ARN.fullmatch(role_arn):
-            raise PropertyError("RoleArn", "must be an IAM role ARN (arn:<partition>:iam::...)")
-        return cls(connector_id=connector_id, role_arn=role_arn)
+        role_arn = _role_arn(raw, "RoleArn", required=True)
+        assert role_arn is not None  # required
+        return cls(
+            connector_id=connector_id,
+            role_arn=role_arn,
+            wait_for_first_sync=_boolean(raw, "WaitForFirstSync", default=False),
+        )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from provider.deadline import Deadline
 from provider.errors import ActivationError, ConnectorGoneError, OwnershipError, ProviderError
+from provider.ids import ACTIVATION_ID
 from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
 from provider.markers import owned_by_stack
 from provider.properties import ActivationProperties
@@ -19,7 +19,6 @@ from provider.text import shorten
 
 logger = logging.getLogger(__name__)
 
-_ACTIVATION_ID = re.compile(r"(\d{1,19})/activation")
 _LAST_ERROR_CHARS = 90
 
 
@@ -140,7 +139,7 @@ class ActivationResource:
     def delete(self, request: Request, deadline: Deadline) -> Result:
         """Disable the connector, so Qualys stops using a role about to be deleted."""
         physical_id = request.physical_resource_id or ""
-        match = _ACTIVATION_ID.fullmatch(physical_id)
+        match = ACTIVATION_ID.fullmatch(physical_id)
         if match is None:
             logger.info("Delete of %s (not an activation id): nothing to do", physical_id)
             return Result(physical_id, Outcome.DEACTIVATED, note="Nothing to deactivate.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from typing import Final
 
 from provider.deadline import Deadline
 from provider.errors import ConnectorGoneError, OwnershipError, PropertyError, ProviderError
+from provider.ids import ACCOUNT_ID
 from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
 from provider.markers import marker, owned_by_resource, with_marker
 from provider.properties import ConnectorProperties, generate_external_id, parse_connector_id
@@ -27,7 +27,6 @@ LOOKUP_RESERVE: Final = 15.0
 """Seconds kept back from a create or delete, to look the connector up if its outcome is
 unknown (a timeout or dropped connection) instead of answering blind."""
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
 _UNKNOWN_OUTCOME = (QualysUnavailableError, QualysResponseError)
 """Errors after which a write may or may not have happened (timeouts are unavailability)."""
 
@@ -168,7 +167,7 @@ class ConnectorResource:
 
     def _trusted_account(self, connector: Connector) -> str:
         reported = connector.qualys_aws_account_id
-        if reported is not None and not _ACCOUNT_ID.fullmatch(reported):
+        if reported is not None and not ACCOUNT_ID.fullmatch(reported):
             raise QualysResponseError(f"Qualys reported an invalid qualysAwsAccountId {reported!r}")
         if reported and self._fallback_account and reported != self._fallback_account:
             logger.warning(

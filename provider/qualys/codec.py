@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from provider.ids import QUALYS_ID
 from provider.qualys.errors import QualysResponseError
 from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion
 
@@ -81,6 +82,15 @@ def _regions(parent: etree._Element, mode: str, regions: Sequence[str]) -> None:
         _sub(_sub(items, "AwsEndpointSimple"), "regionCode", region)
 
 
+def _applications(parent: etree._Element, names: Sequence[str], identifier: str) -> None:
+    # One ConnectorAppInfoQList per app, as Qualys's own v3 clients send them.
+    lists = _sub(_sub(parent, "connectorAppInfos"), "set")
+    for name in names:
+        info = _sub(_sub(_sub(lists, "ConnectorAppInfoQList"), "set"), "ConnectorAppInfo")
+        _sub(info, "name", name)
+        _sub(info, "identifier", identifier)
+
+
 def _serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -109,7 +119,26 @@ def _connector_request(changes: ConnectorChanges, version: ApiVersion, *, creati
         _tags(connector, changes.default_tag_ids)
     if changes.run_frequency is not None and version is ApiVersion.V3:
         _sub(connector, "runFrequency", str(changes.run_frequency))
+    _apps_and_account_type(connector, changes, version, creating=creating)
     return _serialize(root)
+
+
+def _apps_and_account_type(
+    connector: etree._Element, changes: ConnectorChanges, version: ApiVersion, *, creating: bool
+) -> None:
+    if changes.applications is not None:
+        if version is ApiVersion.V2:
+            _sub(connector, "useForCloudView", _bool(set(changes.applications) != {"AI"}))
+        elif changes.arn is not None:
+            _applications(connector, changes.applications, changes.arn)
+        else:
+            msg = "applications need the role ARN as their identifier"
+            raise ValueError(msg)
+    # The account type is chosen once, when the connector is made.
+    if creating and changes.gov_cloud is not None:
+        _sub(connector, "isGovCloudConfigured", _bool(changes.gov_cloud))
+    if creating and changes.china is not None:
+        _sub(connector, "isChinaConfigured", _bool(changes.china))
 
 
 def create_request(changes: ConnectorChanges, version: ApiVersion) -> bytes:
@@ -155,12 +184,12 @@ def _text(element: etree._Element | None, path: str) -> str | None:
 
 
 def _int(value: str | None, what: str) -> int | None:
+    # ASCII digits only: int() would also read Arabic-Indic digits, and isdigit() passes "²".
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise QualysResponseError(f"Qualys sent a non-numeric {what}: {value[:40]!r}") from None
+    if not QUALYS_ID.fullmatch(value):
+        raise QualysResponseError(f"Qualys sent a non-numeric {what}: {value[:40]!r}")
+    return int(value)
 
 
 def _boolean(value: str | None) -> bool | None:
@@ -192,8 +221,11 @@ def parse_connector(element: etree._Element) -> Connector:
         regions=_texts(element, "endpoints//AwsEndpointSimple/regionCode"),
         disabled=_boolean(_text(element, "disabled")),
         activation_modules=_texts(element, "activation//ActivationModule"),
-        default_tag_ids=tuple(int(t) for t in tag_ids if t.isdigit()),
+        default_tag_ids=tuple(int(t) for t in tag_ids if QUALYS_ID.fullmatch(t)),
         run_frequency=_int(_text(element, "runFrequency"), "runFrequency"),
+        applications=_texts(element, "connectorAppInfos//ConnectorAppInfo/name"),
+        gov_cloud=_boolean(_text(element, "isGovCloudConfigured")),
+        china=_boolean(_text(element, "isChinaConfigured")),
         state=_text(element, "connectorState"),
         last_error=_text(element, "lastError"),
         last_sync=_text(element, "lastSync"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 
 class ApiVersion(enum.Enum):
-    """The QPS REST version the client speaks; 3.0 adds ``runFrequency``."""
+    """The QPS REST version the client speaks; 3.0 adds ``runFrequency`` and the apps."""
 
     V2 = "2.0"
     V3 = "3.0"
@@ -56,6 +56,10 @@ class Connector:
     activation_modules: tuple[str, ...] = ()
     default_tag_ids: tuple[int, ...] = ()
     run_frequency: int | None = None
+    applications: tuple[str, ...] = ()
+    """The names in ``connectorAppInfos`` (3.0): AI, plus CI and CSA for CSPM."""
+    gov_cloud: bool | None = None
+    china: bool | None = None
     state: str | None = None
     last_error: str | None = None
     last_sync: str | None = None
@@ -68,6 +72,9 @@ class ConnectorChanges:
 
     Collections are written with ``set`` (replace all). ``regions`` is only sent when
     ``all_regions`` is false, since Qualys ignores endpoints when all regions are on.
+    ``applications`` are sent with ``arn`` as each app's identifier, so they need it; on
+    API 2.0 they become ``useForCloudView`` (true for CSPM). ``gov_cloud`` and ``china``
+    choose the connector's account type, at create only.
     """
 
     name: str | None = None
@@ -80,3 +87,6 @@ class ConnectorChanges:
     activation_modules: Sequence[str] | None = None
     default_tag_ids: Sequence[int] | None = None
     run_frequency: int | None = None
+    applications: Sequence[str] | None = None
+    gov_cloud: bool | None = None
+    china: bool | None = None

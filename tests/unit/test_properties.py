@@ -81,7 +81,7 @@ RULES = [
     ("name too long", {"ConnectorName": "x" * 256}, "ConnectorName", "at most 255"),
     ("name not text", {"ConnectorName": ["a"]}, "ConnectorName", "string"),
     ("name control char", {"ConnectorName": "a\x00b"}, "ConnectorName", "control"),
-    ("description long", {"Description": "x" * 1001}, "Description", "at most 1000"),
+    ("description long", {"Description": "x" * 701}, "Description", "at most 700"),
     ("all regions word", {"AllRegions": "yes"}, "AllRegions", '"true" or "false"'),
     ("regions with all", {"Regions": ["eu-west-1"]}, "Regions", "empty when AllRegions"),
     ("no regions", {"AllRegions": "false"}, "Regions", "at least one"),
@@ -89,11 +89,25 @@ RULES = [
     ("bad region", {"AllRegions": "false", "Regions": ["Europe"]}, "Regions", "region codes"),
     ("regions not list", {"AllRegions": "false", "Regions": {"a": 1}}, "Regions", "list"),
     ("module unknown", {"ActivationModules": ["VM", "XX"]}, "ActivationModules", "subset"),
-    ("frequency word", {"RunFrequencyMinutes": "often"}, "RunFrequencyMinutes", "whole"),
-    ("frequency low", {"RunFrequencyMinutes": "59"}, "RunFrequencyMinutes", "60 to 1440"),
-    ("frequency high", {"RunFrequencyMinutes": "1441"}, "RunFrequencyMinutes", "60 to 1440"),
-    ("frequency float", {"RunFrequencyMinutes": "240.5"}, "RunFrequencyMinutes", "whole"),
+    ("frequency word", {"RunFrequencyMinutes": "often"}, "RunFrequencyMinutes", "one of 60,"),
+    ("frequency low", {"RunFrequencyMinutes": "59"}, "RunFrequencyMinutes", "not 59"),
+    ("frequency high", {"RunFrequencyMinutes": "1441"}, "RunFrequencyMinutes", "not 1441"),
+    ("frequency between", {"RunFrequencyMinutes": "300"}, "RunFrequencyMinutes", "720, 1440"),
+    ("frequency float", {"RunFrequencyMinutes": "240.5"}, "RunFrequencyMinutes", "one of"),
+    ("frequency arabic", {"RunFrequencyMinutes": "٢٤٠"}, "RunFrequencyMinutes", "one of"),
     ("tag not digits", {"DefaultTagIds": ["12a"]}, "DefaultTagIds", "tag ids"),
+    ("tag superscript", {"DefaultTagIds": ["²"]}, "DefaultTagIds", "tag ids"),
+    ("apps without AI", {"Applications": ["CI", "CSA"]}, "Applications", "AI,CI,CSA"),
+    ("apps partial", {"Applications": "AI,CI"}, "Applications", "AI (asset"),
+    ("apps unknown", {"Applications": "AI,XX"}, "Applications", "AI (asset"),
+    ("cspm without role", {"Applications": "AI,CI,CSA"}, "RoleArn", "Applications"),
+    ("role not a role", {"RoleArn": "arn:aws:iam::123456789012:user/x"}, "RoleArn", "role ARN"),
+    (
+        "role arabic digits",
+        {"RoleArn": "arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/x"},
+        "RoleArn",
+        "role ARN",
+    ),
     ("external id short", {"ExternalId": "x"}, "ExternalId", "2 to 1224"),
     ("external id chars", {"ExternalId": "has space"}, "ExternalId", "2 to 1224"),
     ("external id long", {"ExternalId": "x" * 1225}, "ExternalId", "at most 1224"),
@@ -142,6 +156,7 @@ ACTIVATION_RULES = [
     ("arn missing", {"RoleArn": None}, "RoleArn", "required"),
     ("arn of a user", {"RoleArn": "arn:aws:iam::123456789012:user/x"}, "RoleArn", "role ARN"),
     ("arn short account", {"RoleArn": "arn:aws:iam::1234:role/x"}, "RoleArn", "role ARN"),
+    ("wait not boolean", {"WaitForFirstSync": "yes"}, "WaitForFirstSync", '"true" or "false"'),
     ("unknown", {"Role": "x"}, "Role", "not supported"),
 ]
 
@@ -168,10 +183,47 @@ def test_connector_id_parser_names_the_field_it_reads() -> None:
         parse_connector_id("stack_QualysConnector_ABCDEFGH", name="PhysicalResourceId")
 
 
-def test_generated_external_ids_are_long_unique_and_allowed() -> None:
+def test_generated_external_ids_are_40_digits_unique_and_allowed() -> None:
     ids = {generate_external_id() for _ in range(100)}
 
     assert len(ids) == 100
     for external_id in ids:
-        assert len(external_id) >= 32  # 256 bits in URL-safe base64
+        # 40 ASCII digits, the first not 0: an integer of 9 to 90 digits, as older tenants want.
+        assert len(external_id) == 40
+        assert external_id.isascii()
+        assert external_id.isdigit()
+        assert external_id[0] != "0"
         assert connector(ExternalId=external_id).external_id == external_id
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "expected"),
+    [
+        pytest.param("default", None, ("AI",), id="default"),
+        pytest.param("asset inventory", "AI", ("AI",), id="asset-inventory"),
+        pytest.param("cspm any order", ["csa", "AI", "ci"], ("AI", "CI", "CSA"), id="cspm"),
+    ],
+)
+def test_applications_are_asset_inventory_or_cspm(
+    case: str, given: Any, expected: tuple[str, ...]
+) -> None:
+    changes = {"RoleArn": "arn:aws:iam::123456789012:role/Q"}
+    if given is not None:
+        changes["Applications"] = given
+
+    props = connector(**changes)
+
+    assert props.applications == expected, case
+    assert props.role_arn == "arn:aws:iam::123456789012:role/Q", case
+
+
+def test_wait_for_first_sync_is_off_unless_asked() -> None:
+    assert ActivationProperties.parse(ACTIVATION).wait_for_first_sync is False
+    assert ActivationProperties.parse(
+        {**ACTIVATION, "WaitForFirstSync": "true"}
+    ).wait_for_first_sync
+
+
+def test_activation_ids_are_ascii_digits_only() -> None:
+    with pytest.raises(PropertyError, match="ConnectorId"):
+        ActivationProperties.parse({**ACTIVATION, "ConnectorId": "١٢٣"})

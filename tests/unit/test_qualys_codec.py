@@ -239,3 +239,98 @@ def test_search_request_without_criteria_has_no_filters() -> None:
 def test_search_limit_outside_1_to_1000_is_refused(limit: int) -> None:
     with pytest.raises(ValueError, match="limit"):
         codec.search_request([], limit=limit)
+
+
+# --- applications, account type, ids ----------------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/qualys"
+
+
+def test_cspm_apps_are_sent_one_list_each_with_the_role_as_identifier_on_v3() -> None:
+    body = codec.create_request(
+        ConnectorChanges(name="n", arn=ROLE, applications=("AI", "CI", "CSA")), ApiVersion.V3
+    )
+
+    root = etree.fromstring(body)
+    infos = root.findall("data/AwsAssetDataConnector/connectorAppInfos/set/ConnectorAppInfoQList")
+    assert [i.findtext("set/ConnectorAppInfo/name") for i in infos] == ["AI", "CI", "CSA"]
+    assert {i.findtext("set/ConnectorAppInfo/identifier") for i in infos} == {ROLE}
+    assert root.find("data/AwsAssetDataConnector/useForCloudView") is None
+
+
+@pytest.mark.parametrize(
+    ("apps", "expected"), [(("AI",), "false"), (("AI", "CI", "CSA"), "true")], ids=["ai", "cspm"]
+)
+def test_apps_become_use_for_cloud_view_on_v2(apps: tuple[str, ...], expected: str) -> None:
+    body = codec.update_request(ConnectorChanges(arn=ROLE, applications=apps), ApiVersion.V2)
+
+    root = etree.fromstring(body)
+    assert root.findtext("data/AwsAssetDataConnector/useForCloudView") == expected
+    assert root.find("data/AwsAssetDataConnector/connectorAppInfos") is None
+
+
+def test_apps_without_the_role_cannot_be_written() -> None:
+    with pytest.raises(ValueError, match="role ARN"):
+        codec.update_request(ConnectorChanges(applications=("AI",)), ApiVersion.V3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "gov", "china"),
+    [
+        (ConnectorChanges(name="n", gov_cloud=True, china=False), "true", "false"),
+        (ConnectorChanges(name="n", gov_cloud=False, china=True), "false", "true"),
+        (ConnectorChanges(name="n"), None, None),
+    ],
+    ids=["govcloud", "china", "unsaid"],
+)
+def test_the_account_type_is_sent_at_create(
+    changes: ConnectorChanges, gov: str | None, china: str | None
+) -> None:
+    created = etree.fromstring(codec.create_request(changes, ApiVersion.V3))
+    updated = etree.fromstring(codec.update_request(changes, ApiVersion.V3))
+
+    element = created.find("data/AwsAssetDataConnector")
+    assert element is not None
+    assert element.findtext("isGovCloudConfigured") == gov
+    assert element.findtext("isChinaConfigured") == china
+    assert updated.find("data/AwsAssetDataConnector/isGovCloudConfigured") is None
+
+
+def test_apps_and_account_type_are_read_back() -> None:
+    (connector,) = codec.parse_response(fixture("connector_v3.xml")).connectors
+
+    assert connector.applications == ("AI",)
+    assert connector.gov_cloud is False
+
+
+def _answer(connector_xml: str) -> bytes:
+    return (
+        "<ServiceResponse><responseCode>SUCCESS</responseCode><data><AwsAssetDataConnector>"
+        f"{connector_xml}</AwsAssetDataConnector></data></ServiceResponse>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("case", "connector_xml"),
+    [
+        pytest.param("arabic-indic id", "<id>١٢٣</id>", id="arabic-indic-id"),
+        pytest.param("superscript id", "<id>²</id>", id="superscript-id"),
+        pytest.param(
+            "arabic-indic frequency", "<id>1</id><runFrequency>٢٤٠</runFrequency>", id="frequency"
+        ),
+    ],
+)
+def test_ids_in_answers_are_ascii_digits_or_unreadable(case: str, connector_xml: str) -> None:
+    with pytest.raises(QualysResponseError, match="non-numeric"):
+        codec.parse_response(_answer(connector_xml))
+
+
+def test_a_tag_id_that_is_not_ascii_digits_is_skipped_not_a_crash() -> None:
+    body = _answer(
+        "<id>7</id><defaultTags><list><TagSimple><id>²</id></TagSimple>"
+        "<TagSimple><id>12</id></TagSimple></list></defaultTags>"
+    )
+
+    (connector,) = codec.parse_response(body).connectors
+
+    assert connector.default_tag_ids == (12,)
