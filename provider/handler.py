@@ -201,6 +201,7 @@ class Container:
                 connector_id=result.connector_id,
                 state=result.state,
                 reason=result.note,
+                warning=result.warning,
             ),
             deadline,
         )

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from provider.deadline import Deadline
 from provider.errors import ActivationError, ConnectorGoneError, OwnershipError, ProviderError
@@ -13,7 +14,7 @@ from provider.ids import ACTIVATION_ID
 from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
 from provider.markers import owned_by_stack
 from provider.properties import ActivationProperties
-from provider.qualys.errors import QualysNotFoundError
+from provider.qualys.errors import QualysError, QualysNotFoundError
 from provider.qualys.models import Connector, ConnectorChanges
 from provider.text import shorten
 
@@ -27,13 +28,31 @@ class ActivationPolicy:
     """How long activation waits for a new role to become assumable (IAM propagation)."""
 
     max_wait: float = 120.0
-    """Seconds, at most, of applying the activation again while Qualys reports ERROR."""
+    """Seconds, at most, of applying the activation again while Qualys reports an error."""
     first_delay: float = 2.0
     max_delay: float = 20.0
+    sync_poll: float = 5.0
+    """Seconds between reads while waiting for the first sync (``WaitForFirstSync``)."""
+
+
+SYNCING: Final = frozenset({"QUEUED", "PENDING", "RUNNING", "PROCESSING"})
+"""States of a sync that has not finished (a new connector is QUEUED until its first)."""
+QUEUED: Final = frozenset({"QUEUED", "PENDING"})
+_SYNC_FAILED: Final = frozenset({"ERROR", "FINISHED_ERRORS"})
+_READ_RESERVE: Final = 5.0
+"""Seconds a read of the connector needs after a pause in the wait for its sync."""
 
 
 def _last_error(connector: Connector) -> str:
     return shorten(connector.last_error, _LAST_ERROR_CHARS, empty="no error given")
+
+
+def _sync_note(state: str | None) -> str | None:
+    if state in QUEUED:
+        return "Queued for first sync."
+    if state in SYNCING:
+        return "The first sync was still running when the provider answered."
+    return None
 
 
 def activation_id(connector_id: int) -> str:
@@ -93,17 +112,25 @@ class ActivationResource:
             connector_name=connector.name,
             connector_id=str(props.connector_id),
             state=connector.state,
+            note=_sync_note(connector.state),
         )
 
     def _activate(self, props: ActivationProperties, deadline: Deadline) -> Connector:
+        """Set the role, enable, start a sync; while Qualys reports an error, again."""
         policy = self._policy
         budget = deadline.capped(policy.max_wait)
         delay = policy.first_delay
         changes = ConnectorChanges(arn=props.role_arn, disabled=False)
         while True:
             self._api.update(props.connector_id, changes, deadline=deadline)
+            self._start_sync(props.connector_id, deadline)
             connector = self._api.get(props.connector_id, deadline=deadline)
-            if connector.state != "ERROR":
+            if props.wait_for_first_sync:
+                connector = self._first_sync(connector, deadline)
+            failed = connector.state == "ERROR" or (
+                props.wait_for_first_sync and connector.state in _SYNC_FAILED
+            )
+            if not failed:
                 logger.info("Connector %s enabled: %s", connector.id, connector.state)
                 return connector
             if not budget.allows(delay):
@@ -120,6 +147,22 @@ class ActivationResource:
             )
             self._sleep(delay)
             delay = min(delay * 2, policy.max_delay)
+
+    def _start_sync(self, connector_id: int, deadline: Deadline) -> None:
+        """Ask Qualys to sync now, so role problems show before the first scheduled run."""
+        try:
+            self._api.run(connector_id, deadline=deadline)
+        except QualysError as error:
+            # The connector is enabled: its schedule will sync it anyway.
+            logger.warning("Qualys did not start a sync of connector %s: %s", connector_id, error)
+
+    def _first_sync(self, connector: Connector, deadline: Deadline) -> Connector:
+        """Read the connector until its sync has finished, or the budget ends first."""
+        poll = self._policy.sync_poll
+        while connector.state in SYNCING and deadline.allows(poll + _READ_RESERVE):
+            self._sleep(poll)
+            connector = self._api.get(connector.id, deadline=deadline)
+        return connector
 
     def _stack_connector(
         self, connector_id: int, request: Request, deadline: Deadline

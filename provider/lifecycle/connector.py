@@ -27,6 +27,10 @@ LOOKUP_RESERVE: Final = 15.0
 """Seconds kept back from a create or delete, to look the connector up if its outcome is
 unknown (a timeout or dropped connection) instead of answering blind."""
 
+COMMERCIAL_QUALYS_ACCOUNT: Final = "805950163170"
+"""The AWS account Qualys assumes roles from on every commercial platform observed."""
+_ACCOUNT_TYPES: Final = {"aws-us-gov": "GovCloud", "aws-cn": "China"}
+"""Partitions whose connectors Qualys must create as another account type than Global."""
 _UNKNOWN_OUTCOME = (QualysUnavailableError, QualysResponseError)
 """Errors after which a write may or may not have happened (timeouts are unavailability)."""
 
@@ -36,21 +40,28 @@ def connector_changes(
     request: Request,
     *,
     external_id: str | None,
-    disabled: bool | None = None,
+    creating: bool = False,
 ) -> ConnectorChanges:
-    """What Create and Update write: the properties, and the marker after the description."""
+    """What Create and Update write: the properties, the marker before the description, and
+    at Create the account type of the stack's partition, with the connector disabled."""
+    partition = request.stack.partition
     return ConnectorChanges(
         name=props.connector_name,
         description=with_marker(
             props.description, marker(request.stack_id, request.logical_resource_id)
         ),
         external_id=external_id,
+        arn=props.role_arn,
         all_regions=props.all_regions,
         regions=props.regions or None,
-        disabled=disabled,
+        disabled=True if creating else None,
         activation_modules=props.activation_modules,
         default_tag_ids=props.default_tag_ids,
         run_frequency=props.run_frequency_minutes,
+        # Apps name the role as their identifier: without the role, Qualys's default (AI).
+        applications=props.applications if props.role_arn is not None else None,
+        gov_cloud=True if creating and partition == "aws-us-gov" else None,
+        china=True if creating and partition == "aws-cn" else None,
     )
 
 
@@ -63,6 +74,19 @@ def _connector_data(
         "ExternalId": external_id,
         "QualysAwsAccountId": account,
     }
+
+
+def _role_in_account(arn: str | None, account_id: str) -> bool:
+    """Whether ``arn`` is an IAM role in ``account_id``."""
+    parts = (arn or "").split(":", 5)
+    return (
+        len(parts) == 6
+        and parts[0] == "arn"
+        and parts[2] == "iam"
+        and ACCOUNT_ID.fullmatch(parts[4]) is not None
+        and parts[4] == account_id
+        and parts[5].startswith("role/")
+    )
 
 
 class ConnectorResource:
@@ -95,7 +119,7 @@ class ConnectorResource:
 
         try:
             connector = self._complete(connector, deadline)
-            account = self._trusted_account(connector)
+            account = self._trusted_account(connector, request)
             if not connector.external_id:
                 raise QualysResponseError("Qualys reported the connector without its externalId")
         except ProviderError as error:
@@ -115,7 +139,7 @@ class ConnectorResource:
         self, props: ConnectorProperties, request: Request, *, work: Deadline, deadline: Deadline
     ) -> Connector:
         changes = connector_changes(
-            props, request, external_id=props.external_id or generate_external_id(), disabled=True
+            props, request, external_id=props.external_id or generate_external_id(), creating=True
         )
         try:
             created = self._api.create(changes, deadline=work)
@@ -165,10 +189,17 @@ class ConnectorResource:
         read = self._api.get(connector.id, deadline=deadline)
         return dataclasses.replace(read, external_id=read.external_id or connector.external_id)
 
-    def _trusted_account(self, connector: Connector) -> str:
+    def _trusted_account(self, connector: Connector, request: Request) -> str:
         reported = connector.qualys_aws_account_id
         if reported is not None and not ACCOUNT_ID.fullmatch(reported):
             raise QualysResponseError(f"Qualys reported an invalid qualysAwsAccountId {reported!r}")
+        partition = request.stack.partition
+        account_type = _ACCOUNT_TYPES.get(partition)
+        if account_type is not None and reported == COMMERCIAL_QUALYS_ACCOUNT:
+            raise ProviderError(
+                f"Qualys reported its commercial AWS account for a connector in {partition}:"
+                f" check that the subscription supports {account_type} accounts"
+            )
         if reported and self._fallback_account and reported != self._fallback_account:
             logger.warning(
                 "Qualys reports account %s to trust, not QUALYS_AWS_ACCOUNT_ID %s; using %s",
@@ -178,8 +209,9 @@ class ConnectorResource:
             )
         account = reported or self._fallback_account
         if account is None:
+            which = f" to Qualys's {account_type} account" if account_type else ""
             raise ProviderError(
-                "Qualys did not report the AWS account to trust: set QUALYS_AWS_ACCOUNT_ID"
+                f"Qualys did not report the AWS account to trust: set QUALYS_AWS_ACCOUNT_ID{which}"
             )
         return account
 
@@ -212,7 +244,10 @@ class ConnectorResource:
             physical_resource_id=str(connector_id),
             outcome=Outcome.UPDATED,
             data=_connector_data(
-                connector, props.connector_name, external_id, self._trusted_account(connector)
+                connector,
+                props.connector_name,
+                external_id,
+                self._trusted_account(connector, request),
             ),
             connector_name=props.connector_name,
             connector_id=str(connector_id),
@@ -248,23 +283,38 @@ class ConnectorResource:
         try:
             connector = self._api.get(connector_id, deadline=deadline)
         except QualysNotFoundError:
-            logger.info("Connector %s is already gone", connector_id)
+            # Qualys answers the same for a connector outside the API user's scope.
+            logger.warning("Connector %s was not found: gone, or out of the user's scope", name)
             return Result(
                 physical_id,
                 Outcome.DELETED,
                 connector_name=name,
                 connector_id=physical_id,
-                note="It was already gone from Qualys.",
+                warning=(
+                    "Qualys did not find the connector: it was deleted already, or the API"
+                    " user's scope hides it. If hidden, delete it in Qualys."
+                ),
             )
+        warning = None
         if not owned_by_resource(connector, request.stack_id, request.logical_resource_id):
-            logger.warning("Connector %s lacks this resource's marker: not deleted", connector_id)
-            return Result(
-                physical_id,
-                Outcome.DELETED,
-                connector_name=connector.name,
-                connector_id=physical_id,
-                state=connector.state,
-                note="Not deleted: the connector was not created by this stack.",
+            if not _role_in_account(connector.arn, request.stack.account_id):
+                logger.warning(
+                    "Connector %s lacks this resource's marker: not deleted", connector_id
+                )
+                return Result(
+                    physical_id,
+                    Outcome.DELETED,
+                    connector_name=connector.name,
+                    connector_id=physical_id,
+                    state=connector.state,
+                    note="Not deleted: the connector was not created by this stack.",
+                )
+            # The id is this resource's own and the role is in this stack's account: the
+            # marker was edited away in Qualys, and leaving the connector would orphan it.
+            logger.warning("Connector %s lost its marker; deleting it by id and role", connector_id)
+            warning = (
+                "The connector's ownership marker was gone from its description (edited in"
+                " Qualys?); it was deleted because its id and role are this stack's."
             )
 
         self._delete(connector_id, deadline)
@@ -274,6 +324,7 @@ class ConnectorResource:
             connector_name=connector.name,
             connector_id=physical_id,
             state="DELETED",
+            warning=warning,
         )
 
     def _delete(self, connector_id: int, deadline: Deadline) -> None:

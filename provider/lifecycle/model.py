@@ -25,6 +25,39 @@ class Outcome(enum.Enum):
     FAILED = "failed"
 
 
+UNKNOWN: Final = "unknown"
+
+
+@dataclass(frozen=True)
+class StackRef:
+    """The parts of a CloudFormation StackId that a reader needs to find the stack."""
+
+    partition: str
+    region: str
+    account_id: str
+    stack_name: str
+
+    @classmethod
+    def parse(cls, stack_id: str) -> StackRef:
+        """Parse ``arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<guid>``.
+
+        Tolerant on purpose (the StackId only decorates a message): anything that is not a
+        CloudFormation stack ARN yields ``unknown`` parts, and an empty part is ``unknown``.
+        """
+        parts = str(stack_id).split(":", 5)
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "cloudformation":
+            return cls(partition=UNKNOWN, region=UNKNOWN, account_id=UNKNOWN, stack_name=UNKNOWN)
+        _, partition, _, region, account_id, resource = parts
+        kind, _, rest = resource.partition("/")
+        stack_name = rest.split("/", 1)[0] if kind == "stack" else ""
+        return cls(
+            partition=partition or UNKNOWN,
+            region=region or UNKNOWN,
+            account_id=account_id or UNKNOWN,
+            stack_name=stack_name or UNKNOWN,
+        )
+
+
 class ConnectorApi(Protocol):
     """The Qualys operations the lifecycle needs; ``QualysClient`` provides them."""
 
@@ -44,6 +77,8 @@ class ConnectorApi(Protocol):
     ) -> None: ...
 
     def delete(self, connector_id: int, *, deadline: Deadline) -> None: ...
+
+    def run(self, connector_id: int, *, deadline: Deadline) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +109,11 @@ class Request:
         )
 
     @property
+    def stack(self) -> StackRef:
+        """The StackId's partition, region, account and stack name."""
+        return StackRef.parse(self.stack_id)
+
+    @property
     def connector_name(self) -> str | None:
         """The ConnectorName property as sent, for messages about any outcome."""
         name = self.properties.get("ConnectorName")
@@ -91,3 +131,5 @@ class Result:
     connector_id: str | None = None
     state: str | None = None
     note: str | None = None
+    warning: str | None = None
+    """Something a person should look at, though the request succeeded."""

@@ -134,7 +134,13 @@ class QualysClient:
     def get(self, connector_id: int, *, deadline: Deadline) -> Connector:
         """Read one connector; ``QualysNotFoundError`` when it does not exist."""
         response = self._call("get", "GET", connector_id, None, deadline=deadline, idempotent=True)
-        return self._single(response, "get")
+        connector = self._single(response, "get")
+        if connector.id != connector_id:
+            # Acting on another connector's answer would delete, or spare, the wrong one.
+            raise QualysResponseError(
+                f"Qualys answered get of connector {connector_id} with connector {connector.id}"
+            )
+        return connector
 
     def search(
         self, criteria: Sequence[Criterion], *, deadline: Deadline, page_size: int = 100

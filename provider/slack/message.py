@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from provider.lifecycle.model import Outcome
+from provider.lifecycle.model import Outcome, StackRef
 from provider.text import ELLIPSIS
 
 __all__ = [
@@ -32,7 +32,6 @@ _FALLBACK_VALUE_LIMIT: Final = 200
 _CONTEXT_VALUE_LIMIT: Final = 1000
 
 _MISSING: Final = "—"  # Slack rejects empty text, so an absent value is shown as a dash
-UNKNOWN: Final = "unknown"
 
 # Slack's mrkdwn treats these three as control characters (links, mentions, entities).
 _MRKDWN_ESCAPES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -72,36 +71,7 @@ class Notification:
     connector_id: str | None = None
     state: str | None = None
     reason: str | None = None
-
-
-@dataclass(frozen=True)
-class StackRef:
-    """The parts of a CloudFormation StackId that a reader needs to find the stack."""
-
-    partition: str
-    region: str
-    account_id: str
-    stack_name: str
-
-    @classmethod
-    def parse(cls, stack_id: str) -> StackRef:
-        """Parse ``arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<guid>``.
-
-        Tolerant on purpose (the StackId only decorates a message): anything that is not a
-        CloudFormation stack ARN yields ``unknown`` parts, and an empty part is ``unknown``.
-        """
-        parts = str(stack_id).split(":", 5)
-        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "cloudformation":
-            return cls(partition=UNKNOWN, region=UNKNOWN, account_id=UNKNOWN, stack_name=UNKNOWN)
-        _, partition, _, region, account_id, resource = parts
-        kind, _, rest = resource.partition("/")
-        stack_name = rest.split("/", 1)[0] if kind == "stack" else ""
-        return cls(
-            partition=partition or UNKNOWN,
-            region=region or UNKNOWN,
-            account_id=account_id or UNKNOWN,
-            stack_name=stack_name or UNKNOWN,
-        )
+    warning: str | None = None
 
 
 def escape_mrkdwn(value: str) -> str:
@@ -146,6 +116,16 @@ def _one_line(value: str | None, limit: int = _FALLBACK_VALUE_LIMIT) -> str:
     return fit_mrkdwn(" ".join(shown.split()), limit)
 
 
+def _text_section(label: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": label + fit_mrkdwn(text, SECTION_TEXT_LIMIT - len(label)),
+        },
+    }
+
+
 def build_message(notification: Notification) -> dict[str, Any]:
     """The Slack incoming-webhook payload for one notification.
 
@@ -182,20 +162,14 @@ def build_message(notification: Notification) -> dict[str, Any]:
         },
     ]
 
+    warning = _present(notification.warning)
+    if warning is not None:
+        blocks.append(_text_section(":warning: *Warning*\n", warning))
     reason = _present(notification.reason)
     if reason is None and outcome is Outcome.FAILED:
         reason = "No reason was given; see the provider function's log."
     if reason is not None:
-        label = "*Reason*\n"
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": label + fit_mrkdwn(reason, SECTION_TEXT_LIMIT - len(label)),
-                },
-            }
-        )
+        blocks.append(_text_section("*Reason*\n", reason))
 
     blocks.append(
         {
@@ -216,6 +190,8 @@ def build_message(notification: Notification) -> dict[str, Any]:
         f" in account {_one_line(stack.account_id)}, {_one_line(stack.region)},"
         f" stack {_one_line(stack.stack_name)}"
     )
+    if warning is not None:
+        fallback += f" (warning: {_one_line(warning)})"
     if reason is not None:
         fallback += f": {_one_line(reason)}"
 

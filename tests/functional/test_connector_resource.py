@@ -62,7 +62,7 @@ def test_create_keeps_user_description_and_marks_the_connector(
 
     (connector,) = qualys.connectors()
     assert connector.name == special
-    assert connector.description == f"{special}\n{marker(STACK_ID, 'QualysConnector')}"
+    assert connector.description == f"{marker(STACK_ID, 'QualysConnector')} {special}"
 
 
 def test_given_external_id_is_used(provider: Provider, qualys: QualysSimulator) -> None:
@@ -153,7 +153,7 @@ def test_update_changes_in_place_and_keeps_external_id(
     assert answer.data["ConnectorName"] == "renamed"
     (connector,) = qualys.connectors()
     assert connector.name == "renamed"
-    assert connector.description == f"new words\n{marker(STACK_ID, 'QualysConnector')}"
+    assert connector.description == f"{marker(STACK_ID, 'QualysConnector')} new words"
     assert connector.default_tag_ids == (7,)
     assert connector.external_id == created.data["ExternalId"]
 
@@ -264,7 +264,7 @@ def test_replacement_delete_of_a_stale_id_deletes_only_that_connector(
     [
         ("no name", {"ConnectorName": ""}, "ConnectorName"),
         ("long name", {"ConnectorName": "n" * 256}, "ConnectorName"),
-        ("long description", {"Description": "d" * 1001}, "Description"),
+        ("long description", {"Description": "d" * 701}, "Description"),
         ("all regions word", {"AllRegions": "maybe"}, "AllRegions"),
         ("regions with all regions", {"Regions": ["eu-west-1"]}, "Regions"),
         ("no regions", {"AllRegions": "false"}, "Regions"),

@@ -42,7 +42,7 @@ def test_create_activate_update_deactivate_delete(
     assert connector.arn is None
     assert connector.external_id == created.data["ExternalId"]
     assert connector.description is not None
-    assert connector.description.startswith("Member account created by AWS Control Tower\n")
+    assert connector.description.endswith("] Member account created by AWS Control Tower")
 
     activated = provider.send(with_id("activation_create", connector_id))
 
