@@ -5,7 +5,7 @@ simulator (whose role check reads moto's IAM) and the Slack receiver; it creates
 prerequisites stack would have made in the central account (a KMS key, the credentials
 and Slack secrets, a code bucket with a zip), then deploys ``templates/qualys-connector.yaml``
 through moto's CloudFormation. moto sends only the Create of a custom resource and ignores
-a FAILED answer; ``sandbox.cloudformation.CloudFormationEngine`` plays CloudFormation's
+a FAILED answer; ``sandbox.cloudformation.engine.CloudFormationEngine`` plays CloudFormation's
 part for everything else (rollback, Update, Delete).
 """
 
@@ -32,7 +32,7 @@ from moto.cloudformation.models import Stack, cloudformation_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from sandbox.cfn_responses import ResponseCollector
-from sandbox.cloudformation import (
+from sandbox.cloudformation.engine import (
     CloudFormationEngine,
     CustomResourceFailedError,
     CustomResourceRecord,

@@ -17,8 +17,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+from sandbox.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -133,16 +134,19 @@ def check_message(payload: Any) -> None:
 
 class _Server(ThreadingHTTPServer):
     # Request threads are joined on close (they are short, and a delayed answer is released
-    # by stop()), so no thread outlives the receiver.
+    # by stop() before it closes the server), so no thread outlives the receiver.
     daemon_threads = False
     block_on_close = True
 
 
-class SlackReceiver:
+class SlackReceiver(LoopbackServer):
     """A loopback HTTP server that plays a Slack incoming webhook.
 
     Use it as a context manager (or ``start()``/``stop()``) and post to ``webhook_url``.
     """
+
+    _name: ClassVar[str] = "the Slack receiver"
+    _thread_name: ClassVar[str] = "slack-receiver"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, path: str = DEFAULT_PATH) -> None:
         try:
@@ -153,8 +157,7 @@ class SlackReceiver:
             raise ValueError(f"the Slack receiver listens on IPv4 loopback only, not {host!r}")
         if not path.startswith("/"):
             raise ValueError("the webhook path must start with '/'")
-        self._host = host
-        self._port = port
+        super().__init__(host=host, port=port)
         self._path = path
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -163,60 +166,16 @@ class SlackReceiver:
         self._faults: deque[_Answer] = deque()
         self._hangs: deque[float] = deque()
         self._delaying = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # Lifecycle
-
-    def start(self) -> SlackReceiver:
-        """Listen and serve in a background thread; returns the receiver."""
-        if self._server is not None:
-            raise RuntimeError("the Slack receiver is already running")
-        self._stopping.clear()
-        server = _Server((self._host, self._port), _handler_for(self))
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="slack-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: cut delayed answers short, close the socket and join the threads."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()  # joins the request threads, which the event has released
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> SlackReceiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _Server(address, _handler_for(self))
 
     # What tests read
 
     @property
     def webhook_url(self) -> str:
         """``http://127.0.0.1:<port><path>``; the receiver must be running."""
-        if self._server is None:
-            raise RuntimeError("the Slack receiver is not running")
-        port = self._server.server_address[1]
+        port = self._running().server_address[1]
         return f"http://{self._host}:{port}{self._path}"
 
     @property

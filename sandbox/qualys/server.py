@@ -14,13 +14,12 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from lxml import etree
 
-from sandbox.qualys import wire
+from sandbox.loopback import LoopbackServer
 from sandbox.qualys.errors import InvalidRequestError, ServiceError
 from sandbox.qualys.faults import Fault, FaultKind
 from sandbox.qualys.limits import Admission, Limiter
@@ -32,6 +31,8 @@ from sandbox.qualys.models import (
     SimConnector,
 )
 from sandbox.qualys.store import ConnectorStore
+from sandbox.qualys.wire.parse import parse_connector_request, parse_document, parse_search_request
+from sandbox.qualys.wire.render import error_response, success_response, truncated_response
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,11 @@ class _Route:
     connector_id: int | None
 
 
-class QualysSimulator:
+class QualysSimulator(LoopbackServer):
     """A local Qualys Connector API for tests and the demo; a context manager, thread-safe."""
+
+    _name: ClassVar[str] = "the simulator"
+    _thread_name: ClassVar[str] = "qualys-simulator-{port}"
 
     def __init__(
         self,
@@ -137,8 +141,7 @@ class QualysSimulator:
             raise ValueError("throttle_status must be 409 or 429")
         if latency < 0:
             raise ValueError("latency must not be negative")
-        self._host = host
-        self._port = port
+        super().__init__(host=host, port=port)
         self._throttle_status = throttle_status
         self._latency = latency
         # The store's lock is held while a role checker runs; the request log and the faults
@@ -159,57 +162,22 @@ class QualysSimulator:
         )
         self._faults: list[_PendingFault] = []  # FIFO
         self._requests: list[RecordedRequest] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> QualysSimulator:
-        """Bind and serve in a daemon thread."""
+    def _check_startable(self) -> None:
         if self._server is not None or self._stopping.is_set():
             raise RuntimeError("a QualysSimulator starts once")
-        server = _Server((self._host, self._port), _Handler)
+
+    def _make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        server = _Server(address, _Handler)
         server.simulator = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"qualys-simulator-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving promptly: cut delays short and close open connections."""
-        self._stopping.set()
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> QualysSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return server
 
     @property
     def base_url(self) -> str:
         """Where the simulator serves, e.g. http://127.0.0.1:8080 (after start)."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not running")
-        host, port = self._server.server_address[:2]
+        host, port = self._running().server_address[:2]
         host_text = host.decode() if isinstance(host, bytes) else host
         if ":" in host_text:
             host_text = f"[{host_text}]"
@@ -326,7 +294,7 @@ class QualysSimulator:
         try:
             payload = self._process(route, body)
         except ServiceError as error:
-            payload = wire.error_response(
+            payload = error_response(
                 version=route.version,
                 code=error.code,
                 message=error.message,
@@ -334,7 +302,7 @@ class QualysSimulator:
             )
         except Exception:
             logger.exception("simulator failed on %s %s", route.operation, route.connector_id)
-            payload = wire.error_response(
+            payload = error_response(
                 version=route.version, code="OTHER_ERROR", message="Internal error."
             )
             return _Outcome(500, (*limit_headers, _XML), payload)
@@ -362,34 +330,34 @@ class QualysSimulator:
             "update": self._update_many,
             "delete": self._delete_many,
         }
-        return by_filter[route.operation](route.version, wire.parse_document(body))
+        return by_filter[route.operation](route.version, parse_document(body))
 
     def _get(self, version: str, connector_id: int, _body: bytes) -> bytes:
         connector = self._store.get(connector_id)
-        return wire.success_response(version=version, count=1, connectors=[connector])
+        return success_response(version=version, count=1, connectors=[connector])
 
     def _run(self, version: str, connector_id: int, _body: bytes) -> bytes:
         self._store.run(connector_id)
-        return wire.success_response(version=version, count=1, ids=[connector_id])
+        return success_response(version=version, count=1, ids=[connector_id])
 
     def _delete(self, version: str, connector_id: int, _body: bytes) -> bytes:
         self._store.delete(connector_id)
-        return wire.success_response(version=version, count=1, ids=[connector_id])
+        return success_response(version=version, count=1, ids=[connector_id])
 
     def _update(self, version: str, connector_id: int, body: bytes) -> bytes:
-        root = wire.parse_document(body)
-        changes, _ = wire.parse_connector_request(root, version=version)
+        root = parse_document(body)
+        changes, _ = parse_connector_request(root, version=version)
         self._store.update(connector_id, changes)
-        return wire.success_response(version=version, count=1, ids=[connector_id])
+        return success_response(version=version, count=1, ids=[connector_id])
 
     def _create(self, version: str, root: etree._Element | None) -> bytes:
-        changes, _ = wire.parse_connector_request(root, version=version)
+        changes, _ = parse_connector_request(root, version=version)
         connector = self._store.create(changes)
-        return wire.success_response(version=version, count=1, connectors=[connector])
+        return success_response(version=version, count=1, connectors=[connector])
 
     def _search(self, version: str, root: etree._Element | None) -> bytes:
-        page, has_more = self._store.search(wire.parse_search_request(root))
-        return wire.success_response(
+        page, has_more = self._store.search(parse_search_request(root))
+        return success_response(
             version=version,
             count=len(page),
             connectors=page,
@@ -398,24 +366,24 @@ class QualysSimulator:
         )
 
     def _count(self, version: str, root: etree._Element | None) -> bytes:
-        count = self._store.count(wire.parse_search_request(root))
-        return wire.success_response(version=version, count=count)
+        count = self._store.count(parse_search_request(root))
+        return success_response(version=version, count=count)
 
     def _update_many(self, version: str, root: etree._Element | None) -> bytes:
-        changes, search = wire.parse_connector_request(
+        changes, search = parse_connector_request(
             root, version=version, allowed=("filters", "data")
         )
         if not search.has_filters:
             raise InvalidRequestError("Updating without an id in the path needs filters.")
         ids = self._store.update_many(search, changes)
-        return wire.success_response(version=version, count=len(ids), ids=ids)
+        return success_response(version=version, count=len(ids), ids=ids)
 
     def _delete_many(self, version: str, root: etree._Element | None) -> bytes:
-        search = wire.parse_search_request(root, allowed=("filters",))
+        search = parse_search_request(root, allowed=("filters",))
         if not search.has_filters:
             raise InvalidRequestError("Deleting without an id in the path needs filters.")
         ids = self._store.delete_many(search)
-        return wire.success_response(version=version, count=len(ids), ids=ids)
+        return success_response(version=version, count=len(ids), ids=ids)
 
     def _take_fault(self, operation: str) -> Fault | None:
         with self._log_lock:
@@ -441,13 +409,13 @@ class QualysSimulator:
             kept = [h for h in (*limit_headers, _TEXT) if h[0].lower() not in overridden]
             return _Outcome(fault.status, (*kept, *fault.headers), fault.body.encode())
         if fault.kind is FaultKind.RESPONSE_CODE:
-            body = wire.error_response(
+            body = error_response(
                 version=version, code=fault.code, message=fault.message, resolution=fault.resolution
             )
         elif fault.kind is FaultKind.MALFORMED:
             body = _NOT_XML
         else:
-            body = wire.truncated_response(version)
+            body = truncated_response(version)
         return _Outcome(200, (*limit_headers, _XML), body)
 
     def _authenticate(self, authorization: str | None) -> tuple[str | None, str | None]:
@@ -472,14 +440,14 @@ class QualysSimulator:
     def _auth_failure(self, version: str, verdict: str) -> _Outcome:
         headers = (*self._limiter.headers(), _XML)
         if verdict == "missing":
-            body = wire.error_response(
+            body = error_response(
                 version=version,
                 code="AUTH_CREDENTIALS_NEEDED",
                 message=CREDENTIALS_NEEDED_MESSAGE,
             )
             return _Outcome(200, headers, body)
         if verdict == "unauthorized":
-            body = wire.error_response(
+            body = error_response(
                 version=version,
                 code="UNAUTHORIZED",
                 message=UNAUTHORIZED_MESSAGE,
@@ -507,7 +475,7 @@ class QualysSimulator:
         headers = (*admission.headers, _XML)
         if self._throttle_status == 429:
             headers = (*headers, ("Retry-After", str(admission.to_wait)))
-        body = wire.error_response(
+        body = error_response(
             version=version,
             code="LIMIT_EXCEEDED",
             message=message,
@@ -584,6 +552,11 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        # Open keep-alive connections go too: their handlers would wait out their timeout.
+        super().server_close()
+        self.close_connections()
 
     def close_connections(self) -> None:
         with self._open_lock:

@@ -15,7 +15,13 @@ from sandbox.qualys.models import (
     SimConnector,
     account_of,
 )
-from sandbox.qualys.wire import UNSET, CollectionEdit, ConnectorChanges, Criterion, SearchRequest
+from sandbox.qualys.wire.requests import (
+    UNSET,
+    CollectionEdit,
+    ConnectorChanges,
+    Criterion,
+    SearchRequest,
+)
 
 T = TypeVar("T")
 

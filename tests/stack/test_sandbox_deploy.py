@@ -20,12 +20,9 @@ from sandbox_fixtures import STANDIN_HANDLER, StandInProvider, slack_texts
 
 from sandbox import demo
 from sandbox.aws import QUALYS_ACCOUNT_ID, TEMPLATE_PATH, Sandbox, StackView
-from sandbox.cloudformation import (
-    StackOperationError,
-    dependency_order,
-    references,
-    stringify_properties,
-)
+from sandbox.cloudformation.engine import StackOperationError
+from sandbox.cloudformation.events import stringify_properties
+from sandbox.cloudformation.template import dependency_order, references
 from sandbox.iam_check import trust_problem
 from sandbox.qualys import SimConnector
 

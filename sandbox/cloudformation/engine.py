@@ -1,51 +1,43 @@
-"""CloudFormation's part for custom resources, played where moto leaves it out.
-
-moto (with ``sandbox.moto_patches``) sends a custom resource's Create and resolves
-``Fn::GetAtt`` from the answer. Everything else CloudFormation does with a custom resource
-is done here, on moto's own stack objects: the event in its real shape (scalars as
-strings, a presigned-looking ``ResponseURL``), the checks CloudFormation makes on the
-response (one response, under 4,096 bytes, a non-empty PhysicalResourceId), the rollback
-of a failed Create, Update events with ``OldResourceProperties``, replacement and its
-cleanup Delete, the rollback of a failed Update, and Delete events in reverse dependency
-order when a stack goes.
-"""
+"""The engine that sends custom resource events through a stack's life and rolls back failures."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
-import re
-import secrets
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Final, Literal, NoReturn
-from urllib.parse import quote
+from functools import partial
+from typing import Any, Final, NoReturn
 
 import boto3
 from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import Stack, cloudformation_backends
-from moto.cloudformation.parsing import OutputMap, ResourceMap, clean_json
+from moto.cloudformation.parsing import OutputMap, ResourceMap
 
 from sandbox.cfn_responses import CfnResponse, ResponseCollector
+from sandbox.cloudformation.events import (
+    FAILED,
+    SUCCESS,
+    Outcome,
+    RequestType,
+    SentEvent,
+    build_event,
+    stack_account_and_region,
+    stringify_properties,
+)
+from sandbox.cloudformation.template import dependency_order, is_custom, resolved_properties
 
 logger = logging.getLogger(__name__)
 
-RequestType = Literal["Create", "Update", "Delete"]
-SUCCESS: Final = "SUCCESS"
-FAILED: Final = "FAILED"
 #: CloudFormation rejects a response body above this size.
 MAX_RESPONSE_BYTES: Final = 4096
 MAX_PHYSICAL_ID_BYTES: Final = 1024
-_STACK_ARN = re.compile(
-    r"^arn:(?P<partition>[^:]+):cloudformation:(?P<region>[^:]+):(?P<account>\d{12}):stack/"
-)
 _UPDATABLE: Final = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
-_SUB_REFERENCE = re.compile(r"\$\{(?!!)([^}]+)\}")
+
+#: One change to a stack undone; a failing one raises StackOperationError.
+Step = Callable[[], None]
 
 
 class StackOperationError(Exception):
@@ -74,21 +66,6 @@ class CustomResourceFailedError(Exception):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What CloudFormation made of one custom resource response."""
-
-    status: str
-    reason: str
-    physical_id: str
-    data: dict[str, Any]
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether CloudFormation would count the request as done."""
-        return self.status == SUCCESS
-
-
-@dataclass(frozen=True)
 class CustomResourceRecord:
     """What CloudFormation remembers of a custom resource between requests."""
 
@@ -98,149 +75,6 @@ class CustomResourceRecord:
     physical_id: str
     properties: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SentEvent:
-    """One event the sandbox sent to a provider, with the outcome (no ResponseURL kept)."""
-
-    stack_id: str
-    logical_id: str
-    request_type: str
-    request_id: str
-    physical_id: str | None
-    properties: dict[str, Any]
-    old_properties: dict[str, Any] | None
-    outcome: Outcome
-
-
-# --- pure helpers ------------------------------------------------------------------------
-
-
-def stringify_properties(value: Any) -> Any:
-    """Turn every scalar into the string CloudFormation sends (``true``, ``240``)."""
-    if isinstance(value, dict):
-        return {str(k): stringify_properties(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [stringify_properties(v) for v in value]
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def response_url(*, region: str, stack_id: str, logical_id: str, request_id: str) -> str:
-    """A ResponseURL shaped like CloudFormation's presigned S3 URL (it is never fetched)."""
-    now = datetime.now(tz=UTC)
-    key = quote(f"{stack_id}|{logical_id}|{request_id}", safe="")
-    credential = quote(f"AKIA{secrets.token_hex(8).upper()}/{now:%Y%m%d}/{region}/s3/aws4_request")
-    query = (
-        f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={now:%Y%m%dT%H%M%SZ}"
-        f"&X-Amz-SignedHeaders=host&X-Amz-Expires=7200&X-Amz-Credential={credential}"
-        f"&X-Amz-Signature={secrets.token_hex(32)}"
-    )
-    host = f"cloudformation-custom-resource-response-{region.replace('-', '')}.s3.amazonaws.com"
-    return f"https://{host}/{key}?{query}"
-
-
-def build_event(
-    *,
-    request_type: RequestType,
-    stack_id: str,
-    logical_id: str,
-    resource_type: str,
-    properties: Mapping[str, Any],
-    request_id: str | None = None,
-    physical_id: str | None = None,
-    old_properties: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The event CloudFormation sends for one custom resource request."""
-    request_id = request_id or str(uuid.uuid4())
-    resource_properties = stringify_properties(dict(properties))
-    event: dict[str, Any] = {
-        "RequestType": request_type,
-        "ServiceToken": resource_properties["ServiceToken"],
-        "ResponseURL": response_url(
-            region=stack_region(stack_id),
-            stack_id=stack_id,
-            logical_id=logical_id,
-            request_id=request_id,
-        ),
-        "StackId": stack_id,
-        "RequestId": request_id,
-        "LogicalResourceId": logical_id,
-        "ResourceType": resource_type,
-        "ResourceProperties": resource_properties,
-    }
-    if request_type != "Create":
-        assert physical_id, f"{request_type} needs the PhysicalResourceId"
-        event["PhysicalResourceId"] = physical_id
-    if request_type == "Update":
-        assert old_properties is not None, "Update needs OldResourceProperties"
-        event["OldResourceProperties"] = stringify_properties(dict(old_properties))
-    return event
-
-
-def stack_account_and_region(stack_id: str) -> tuple[str, str]:
-    """The account and region a stack id names."""
-    match = _STACK_ARN.match(stack_id)
-    if match is None:
-        raise ValueError(f"not a CloudFormation stack id: {stack_id}")
-    return match["account"], match["region"]
-
-
-def stack_region(stack_id: str) -> str:
-    """The region a stack id names."""
-    return stack_account_and_region(stack_id)[1]
-
-
-def references(node: Any) -> set[str]:
-    """Names a template fragment refers to through Ref, GetAtt and Sub."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                target = value.split(".")[0] if isinstance(value, str) else value[0]
-                found.add(str(target))
-            elif key == "Fn::Sub":
-                text, local = (value, {}) if isinstance(value, str) else (value[0], value[1])
-                found |= {name.split(".")[0] for name in _SUB_REFERENCE.findall(text)}
-                found -= set(local)
-                found |= references(local)
-            else:
-                found |= references(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= references(item)
-    return found
-
-
-def dependency_order(template: Mapping[str, Any]) -> list[str]:
-    """The template's resources, each after everything it depends on (template order kept)."""
-    resources: Mapping[str, Any] = template.get("Resources", {})
-    depends: dict[str, set[str]] = {}
-    for name, body in resources.items():
-        explicit = body.get("DependsOn", [])
-        names = {explicit} if isinstance(explicit, str) else set(explicit)
-        depends[name] = (references(body) | names) & set(resources) - {name}
-    ordered: list[str] = []
-    remaining = dict(depends)
-    while remaining:
-        ready = [n for n, needs in remaining.items() if needs <= set(ordered)]
-        if not ready:
-            raise ValueError(f"circular dependency between {sorted(remaining)}")
-        ordered.extend(ready)
-        for name in ready:
-            del remaining[name]
-    return ordered
-
-
-def is_custom(resource_type: str) -> bool:
-    """Whether CloudFormation hands this resource type to a provider."""
-    return resource_type.startswith("Custom::") or (
-        resource_type == "AWS::CloudFormation::CustomResource"
-    )
 
 
 @contextmanager
@@ -257,14 +91,18 @@ def as_account(account_id: str) -> Iterator[None]:
             os.environ["MOTO_ACCOUNT_ID"] = previous
 
 
-# --- the engine ----------------------------------------------------------------------------
-
-
-Invoker = Callable[[str, dict[str, Any]], None]
-
-
 class CloudFormationEngine:
     """Sends custom resource events the way CloudFormation does and judges the answers.
+
+    moto (with ``sandbox.moto_patches``) sends a custom resource's Create and resolves
+    ``Fn::GetAtt`` from the answer; the engine does the rest on moto's own stack objects:
+    the event in its real shape, the checks CloudFormation makes on the response (one
+    response, under 4,096 bytes, a non-empty PhysicalResourceId), Update events with
+    ``OldResourceProperties``, replacement and its cleanup Delete, Delete events in reverse
+    dependency order when a stack goes, and the rollback of a failed Create or Update.
+
+    Both rollbacks are one mechanism: the changes made so far as a list of undo steps in
+    the order they were made, run newest first under CloudFormation's rollback statuses.
 
     ``collector`` must be capturing (``ResponseCollector.capture``) while events are sent.
     """
@@ -272,7 +110,6 @@ class CloudFormationEngine:
     def __init__(self, collector: ResponseCollector) -> None:
         self._collector = collector
         self._records: dict[str, dict[str, CustomResourceRecord]] = {}
-        self._failed_creates: dict[str, dict[str, CustomResourceRecord]] = {}
         self._clients: dict[str, Any] = {}
         self.events: list[SentEvent] = []
         #: Protocol breaches CloudFormation would have tolerated or hidden (tests assert none).
@@ -302,54 +139,31 @@ class CloudFormationEngine:
             request_id=moto_event["RequestId"],
         )
         outcome = self._send(event, lambda payload: self._invoke_moto_function(function, payload))
-        record = CustomResourceRecord(
-            logical_id=logical_id,
-            resource_type=event["ResourceType"],
-            service_token=event["ServiceToken"],
-            physical_id=outcome.physical_id,
-            properties=properties,
-            data=outcome.data,
-        )
-        stack = self._stack(stack_id)
+        if outcome.physical_id:
+            # A failed resource that named itself stays part of the stack, as in
+            # CloudFormation: the rollback, or a Delete after ROLLBACK_FAILED, deletes it.
+            self._records.setdefault(stack_id, {})[logical_id] = CustomResourceRecord(
+                logical_id=logical_id,
+                resource_type=event["ResourceType"],
+                service_token=event["ServiceToken"],
+                physical_id=outcome.physical_id,
+                properties=properties,
+                data=outcome.data,
+            )
         if not outcome.succeeded:
-            if outcome.physical_id:
-                self._failed_creates.setdefault(stack_id, {})[logical_id] = record
             raise CustomResourceFailedError(
                 stack_id=stack_id, logical_id=logical_id, reason=outcome.reason
             )
-        self._records.setdefault(stack_id, {})[logical_id] = record
         # What moto's own cfnresponse endpoint does, minus verify_readiness: that would
         # create the remaining resources out of order; moto's create loop checks instead.
-        stack.get_custom_resource(logical_id).set_data(outcome.data)
+        self._stack(stack_id).get_custom_resource(logical_id).set_data(outcome.data)
 
     # -- stack operations --
 
     def rollback_create(self, stack_id: str, error: CustomResourceFailedError) -> NoReturn:
         """Undo a failed CreateStack: Delete what was created, newest first."""
         stack = self._stack(stack_id)
-        failed = self._failed_creates.pop(stack_id, {})
-        known = {**self._records.get(stack_id, {}), **failed}
-        stack.status = "ROLLBACK_IN_PROGRESS"
-        stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=error.reason)
-        try:
-            self._tear_down(stack, known)
-        except StackOperationError as rollback_error:
-            stack.status = "ROLLBACK_FAILED"
-            raise StackOperationError(
-                stack_name=stack.name,
-                status="ROLLBACK_FAILED",
-                logical_id=error.logical_id,
-                reason=f"{error.reason}; rollback failed: {rollback_error.reason}",
-            ) from rollback_error
-        stack.status = "ROLLBACK_COMPLETE"
-        stack._add_stack_event("ROLLBACK_COMPLETE")
-        self._records.pop(stack_id, None)
-        raise StackOperationError(
-            stack_name=stack.name,
-            status="ROLLBACK_COMPLETE",
-            logical_id=error.logical_id,
-            reason=error.reason,
-        ) from error
+        self._roll_back(stack, error, self._tear_down_steps(stack), kind="ROLLBACK")
 
     def update_stack(self, stack_id: str, parameters: Mapping[str, str]) -> None:
         """Update a stack's parameters: Update events, replacement cleanup, rollback."""
@@ -383,42 +197,34 @@ class CloudFormationEngine:
         new_map._parsed_resources.update(live)
         order = [name for name in dependency_order(template) if name in live]
         old_native = {
-            name: self._resolve(template, name, stack.resource_map)
+            name: resolved_properties(template, name, stack.resource_map)
             for name in order
             if not is_custom(template["Resources"][name]["Type"])
         }
         stack.status = "UPDATE_IN_PROGRESS"
         stack._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
-        undo: list[Callable[[], None]] = []
+        undo: list[Step] = []
         replaced: list[CustomResourceRecord] = []
-        records = self._records.setdefault(stack_id, {})
         try:
             for name in order:
                 resource_type = template["Resources"][name]["Type"]
-                new = self._resolve(template, name, new_map)
+                new = resolved_properties(template, name, new_map)
                 if is_custom(resource_type):
                     self._update_custom(
-                        stack=stack,
-                        records=records,
-                        name=name,
-                        new_properties=new,
-                        undo=undo,
-                        replaced=replaced,
+                        stack=stack, name=name, new_properties=new, undo=undo, replaced=replaced
                     )
                 elif new != old_native[name]:
                     self._update_native(stack, name, resource_type, old_native[name], new)
                     undo.append(
-                        self._native_undo(stack, name, resource_type, new, old_native[name])
+                        partial(
+                            self._update_native, stack, name, resource_type, new, old_native[name]
+                        )
                     )
         except CustomResourceFailedError as failure:
-            self._roll_back_update(stack, failure, undo)
+            self._roll_back(stack, failure, undo, kind="UPDATE_ROLLBACK")
         # The cleanup phase, newest first: a failure here never fails the update.
         for old in reversed(replaced):
-            outcome = self._send_delete(stack, old)
-            if not outcome.succeeded:
-                self.anomalies.append(
-                    f"cleanup Delete of {old.logical_id} failed: {outcome.reason}"
-                )
+            self._clean_up(stack, old, phase="cleanup")
         stack.parameters = merged
         stack.resource_map = new_map
         stack.output_map = stack._create_output_map()
@@ -431,44 +237,112 @@ class CloudFormationEngine:
         stack.status = "DELETE_IN_PROGRESS"
         stack._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
         try:
-            self._tear_down(stack, dict(self._records.get(stack_id, {})))
+            _run_newest_first(self._tear_down_steps(stack))
         except StackOperationError:
             stack.status = "DELETE_FAILED"
             raise
-        self._records.pop(stack_id, None)
 
-    # -- internals --
+    # -- rollback --
+
+    def _roll_back(
+        self, stack: Stack, failure: CustomResourceFailedError, undo: Sequence[Step], *, kind: str
+    ) -> NoReturn:
+        """Undo the steps under ``<kind>_IN_PROGRESS`` and raise with the status they end in.
+
+        ``kind`` is ``ROLLBACK`` after a failed Create and ``UPDATE_ROLLBACK`` after a
+        failed Update; the first step that fails stops the rollback at ``<kind>_FAILED``.
+        """
+        stack.status = f"{kind}_IN_PROGRESS"
+        stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason=failure.reason)
+        try:
+            _run_newest_first(undo)
+        except StackOperationError as rollback_error:
+            stack.status = f"{kind}_FAILED"
+            # From the rollback error, whose own context is the failure: both stay in the
+            # traceback.
+            raise StackOperationError(
+                stack_name=stack.name,
+                status=f"{kind}_FAILED",
+                logical_id=failure.logical_id,
+                reason=f"{failure.reason}; rollback failed: {rollback_error.reason}",
+            ) from rollback_error
+        stack.status = f"{kind}_COMPLETE"
+        stack._add_stack_event(f"{kind}_COMPLETE")
+        raise StackOperationError(
+            stack_name=stack.name,
+            status=f"{kind}_COMPLETE",
+            logical_id=failure.logical_id,
+            reason=failure.reason,
+        ) from failure
+
+    def _tear_down_steps(self, stack: Stack) -> list[Step]:
+        """Undoing the stack's creation, as steps in the order it was made."""
+        template = stack.template_dict
+        records = dict(self._records.get(stack.stack_id, {}))
+        # The records were made first and the outputs last: forgotten last, dropped first.
+        steps: list[Step] = [partial(self._forget, stack)]
+        for name in dependency_order(template):
+            if name in records:
+                steps.append(partial(self._delete_custom, stack, records[name]))
+            elif not is_custom(template["Resources"][name]["Type"]):
+                steps.append(partial(self._delete_native, stack, name))
+        steps.append(partial(self._drop_outputs, stack))
+        return steps
+
+    def _forget(self, stack: Stack) -> None:
+        self._records.pop(stack.stack_id, None)
+
+    @staticmethod
+    def _drop_outputs(stack: Stack) -> None:
+        # A stack that is going has no outputs; moto would otherwise resolve them lazily
+        # and so re-create (and send Create to) the resources removed here.
+        stack.output_map = OutputMap(stack.resource_map, {"Outputs": {}}, stack.stack_id)
+
+    def _delete_custom(self, stack: Stack, record: CustomResourceRecord) -> None:
+        outcome = self._send_request(stack, "Delete", record)
+        _fail_step_unless_done(stack, record.logical_id, outcome, status="DELETE_FAILED")
+        stack.resource_map._parsed_resources.pop(record.logical_id, None)
+        # A retried Delete (after DELETE_FAILED) skips what is already gone.
+        self._records.get(stack.stack_id, {}).pop(record.logical_id, None)
+
+    @staticmethod
+    def _delete_native(stack: Stack, name: str) -> None:
+        parsed = stack.resource_map._parsed_resources
+        if name in parsed:
+            stack.resource_map._delete_resource(
+                parsed[name], stack.template_dict["Resources"][name]
+            )
+            parsed.pop(name)
+
+    def _clean_up(self, stack: Stack, record: CustomResourceRecord, *, phase: str) -> None:
+        # A physical resource no longer in the stack: CloudFormation leaves it behind when
+        # its Delete fails, and the stack operation still completes.
+        outcome = self._send_request(stack, "Delete", record)
+        if not outcome.succeeded:
+            self.anomalies.append(f"{phase} Delete of {record.logical_id} failed: {outcome.reason}")
+
+    # -- updates --
 
     def _update_custom(
         self,
         *,
         stack: Stack,
-        records: dict[str, CustomResourceRecord],
         name: str,
         new_properties: dict[str, Any],
-        undo: list[Callable[[], None]],
+        undo: list[Step],
         replaced: list[CustomResourceRecord],
     ) -> None:
-        before = records[name]
+        before = self._records[stack.stack_id][name]
         properties = stringify_properties(new_properties)
         if properties == before.properties:
             return
-        outcome = self._send_to_stack(
-            stack,
-            build_event(
-                request_type="Update",
-                stack_id=stack.stack_id,
-                logical_id=name,
-                resource_type=before.resource_type,
-                properties=properties,
-                physical_id=before.physical_id,
-                old_properties=before.properties,
-            ),
+        outcome = self._send_request(
+            stack, "Update", before, properties=properties, old_properties=before.properties
         )
         if not outcome.succeeded:
             # CloudFormation rolls the failed resource back too: it cannot know how far
             # the provider got.
-            undo.append(lambda: self._restore(stack, records, before, properties))
+            undo.append(lambda: self._restore(stack, before, properties))
             raise CustomResourceFailedError(
                 stack_id=stack.stack_id, logical_id=name, reason=outcome.reason
             )
@@ -479,80 +353,34 @@ class CloudFormationEngine:
             data=outcome.data,
             service_token=properties["ServiceToken"],
         )
-        records[name] = after
-        stack.get_custom_resource(name).set_data(outcome.data)
+        self._remember(stack, after)
         if after.physical_id != before.physical_id:
             replaced.append(before)
-            undo.append(lambda: self._undo_replacement(stack, records, before, after))
+            undo.append(lambda: self._undo_replacement(stack, before, after))
         else:
-            undo.append(lambda: self._restore(stack, records, before, properties))
+            undo.append(lambda: self._restore(stack, before, properties))
 
     def _restore(
-        self,
-        stack: Stack,
-        records: dict[str, CustomResourceRecord],
-        before: CustomResourceRecord,
-        attempted: dict[str, Any],
+        self, stack: Stack, before: CustomResourceRecord, attempted: dict[str, Any]
     ) -> None:
-        outcome = self._send_to_stack(
-            stack,
-            build_event(
-                request_type="Update",
-                stack_id=stack.stack_id,
-                logical_id=before.logical_id,
-                resource_type=before.resource_type,
-                properties=before.properties,
-                physical_id=records[before.logical_id].physical_id,
-                old_properties=attempted,
-            ),
+        # The Update that failed or is undone, with old and new properties swapped.
+        current = self._records[stack.stack_id][before.logical_id]
+        outcome = self._send_request(
+            stack, "Update", current, properties=before.properties, old_properties=attempted
         )
-        if not outcome.succeeded:
-            raise StackOperationError(
-                stack_name=stack.name,
-                status="UPDATE_ROLLBACK_FAILED",
-                logical_id=before.logical_id,
-                reason=outcome.reason,
-            )
-        records[before.logical_id] = replace(before, data=outcome.data or before.data)
-        stack.get_custom_resource(before.logical_id).set_data(records[before.logical_id].data)
+        _fail_step_unless_done(stack, before.logical_id, outcome, status="UPDATE_ROLLBACK_FAILED")
+        self._remember(stack, replace(before, data=outcome.data or before.data))
 
     def _undo_replacement(
-        self,
-        stack: Stack,
-        records: dict[str, CustomResourceRecord],
-        before: CustomResourceRecord,
-        after: CustomResourceRecord,
+        self, stack: Stack, before: CustomResourceRecord, after: CustomResourceRecord
     ) -> None:
-        outcome = self._send_delete(stack, after)
-        if not outcome.succeeded:
-            self.anomalies.append(f"rollback Delete of {after.logical_id} failed: {outcome.reason}")
-        records[before.logical_id] = before
-        stack.get_custom_resource(before.logical_id).set_data(before.data)
+        self._clean_up(stack, after, phase="rollback")
+        self._remember(stack, before)
 
-    def _roll_back_update(
-        self, stack: Stack, failure: CustomResourceFailedError, undo: list[Callable[[], None]]
-    ) -> NoReturn:
-        stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
-        stack._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=failure.reason)
-        try:
-            for step in reversed(undo):
-                step()
-        except StackOperationError as rollback_error:
-            stack.status = "UPDATE_ROLLBACK_FAILED"
-            raise StackOperationError(
-                stack_name=stack.name,
-                status="UPDATE_ROLLBACK_FAILED",
-                logical_id=failure.logical_id,
-                reason=f"{failure.reason}; rollback failed: {rollback_error.reason}",
-            ) from failure
-        stack.status = "UPDATE_ROLLBACK_COMPLETE"
-        stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
-        raise StackOperationError(
-            stack_name=stack.name,
-            status="UPDATE_ROLLBACK_COMPLETE",
-            logical_id=failure.logical_id,
-            reason=failure.reason,
-        ) from failure
+    def _remember(self, stack: Stack, record: CustomResourceRecord) -> None:
+        # moto resolves Fn::GetAtt from the custom model's data, so both must agree.
+        self._records.setdefault(stack.stack_id, {})[record.logical_id] = record
+        stack.get_custom_resource(record.logical_id).set_data(record.data)
 
     def _update_native(
         self,
@@ -579,49 +407,28 @@ class CloudFormationEngine:
                 logger.warning("%s", message)
                 self.unapplied.append(message)
 
-    def _native_undo(
+    # -- sending --
+
+    def _send_request(
         self,
         stack: Stack,
-        name: str,
-        resource_type: str,
-        new: dict[str, Any],
-        old: dict[str, Any],
-    ) -> Callable[[], None]:
-        return lambda: self._update_native(stack, name, resource_type, new, old)
-
-    def _tear_down(self, stack: Stack, customs: Mapping[str, CustomResourceRecord]) -> None:
-        # A stack that is going has no outputs; moto would otherwise resolve them lazily
-        # and so re-create (and send Create to) the resources removed here.
-        stack.output_map = OutputMap(stack.resource_map, {"Outputs": {}}, stack.stack_id)
-        template = stack.template_dict
-        parsed = stack.resource_map._parsed_resources
-        for name in reversed(dependency_order(template)):
-            if name in customs:
-                outcome = self._send_delete(stack, customs[name])
-                if not outcome.succeeded:
-                    raise StackOperationError(
-                        stack_name=stack.name,
-                        status="DELETE_FAILED",
-                        logical_id=name,
-                        reason=outcome.reason,
-                    )
-                parsed.pop(name, None)
-                # A retried Delete (after DELETE_FAILED) skips what is already gone.
-                self._records.get(stack.stack_id, {}).pop(name, None)
-            elif name in parsed and not is_custom(template["Resources"][name]["Type"]):
-                stack.resource_map._delete_resource(parsed[name], template["Resources"][name])
-                parsed.pop(name)
-
-    def _send_delete(self, stack: Stack, record: CustomResourceRecord) -> Outcome:
+        request_type: RequestType,
+        record: CustomResourceRecord,
+        *,
+        properties: Mapping[str, Any] | None = None,
+        old_properties: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """Send a request for a resource the stack has (by default with its own properties)."""
         return self._send_to_stack(
             stack,
             build_event(
-                request_type="Delete",
+                request_type=request_type,
                 stack_id=stack.stack_id,
                 logical_id=record.logical_id,
                 resource_type=record.resource_type,
-                properties=record.properties,
+                properties=record.properties if properties is None else properties,
                 physical_id=record.physical_id,
+                old_properties=old_properties,
             ),
         )
 
@@ -697,10 +504,7 @@ class CloudFormationEngine:
             return Outcome(FAILED, response.reason or "Unknown failure", physical_id, {})
         return Outcome(SUCCESS, response.reason, physical_id, dict(response.data))
 
-    @staticmethod
-    def _resolve(template: Mapping[str, Any], name: str, resource_map: ResourceMap) -> Any:
-        properties = copy.deepcopy(template["Resources"][name].get("Properties", {}))
-        return clean_json(properties, resource_map)
+    # -- moto --
 
     @staticmethod
     def _stack(stack_id: str) -> Stack:
@@ -713,6 +517,18 @@ class CloudFormationEngine:
         if key not in self._clients:
             self._clients[key] = boto3.client(service, region_name=region)
         return self._clients[key]
+
+
+def _run_newest_first(steps: Sequence[Step]) -> None:
+    for step in reversed(steps):
+        step()
+
+
+def _fail_step_unless_done(stack: Stack, logical_id: str, outcome: Outcome, *, status: str) -> None:
+    if not outcome.succeeded:
+        raise StackOperationError(
+            stack_name=stack.name, status=status, logical_id=logical_id, reason=outcome.reason
+        )
 
 
 def _update_role(client: Any, role_name: str, old: dict[str, Any], new: dict[str, Any]) -> set[str]:

@@ -1,23 +1,26 @@
-"""The simulator's XML: parse ServiceRequest bodies into typed requests, build ServiceResponses."""
+"""Parsing ServiceRequest bodies into typed requests, refusing what Qualys would refuse."""
 
 from __future__ import annotations
 
-import enum
 import re
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from lxml import etree
 
 from sandbox.qualys.errors import InvalidRequestError
-from sandbox.qualys.models import ACTIVATION_MODULES, DEFAULT_RUN_FREQUENCY, SimConnector
+from sandbox.qualys.models import ACTIVATION_MODULES
+from sandbox.qualys.wire.requests import (
+    DEFAULT_LIMIT_RESULTS,
+    UNSET,
+    CollectionEdit,
+    ConnectorChanges,
+    Criterion,
+    SearchRequest,
+    Unset,
+)
 
 T = TypeVar("T")
-
-XSI_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
-XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 NAME_MAX = 255
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
@@ -25,7 +28,6 @@ ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+", re.ASC
 REGION_CODE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
 RUN_FREQUENCY_RANGE = (60, 1440)
 LIMIT_RESULTS_RANGE = (1, 1000)
-DEFAULT_LIMIT_RESULTS = 100
 
 OPERATORS = ("EQUALS", "NOT EQUALS", "CONTAINS", "GREATER", "LESSER", "IN")
 SEARCH_FIELDS = (
@@ -54,61 +56,6 @@ _READ_ONLY_FIELDS = (
     "isDeleted",
 )
 _COLLECTION_ACTIONS = {"set": "set", "update": "set", "add": "add", "remove": "remove"}
-
-
-class Unset(enum.Enum):
-    """Marks a field that a request did not mention (as opposed to one it cleared)."""
-
-    UNSET = "UNSET"
-
-
-UNSET = Unset.UNSET
-
-
-@dataclass(frozen=True)
-class CollectionEdit(Generic[T]):
-    """One `set`, `add` or `remove` of a collection field (`update` is read as `set`)."""
-
-    action: str
-    items: tuple[T, ...]
-
-
-@dataclass(frozen=True)
-class ConnectorChanges:
-    """The fields a create or update request mentions; an empty text element clears a field."""
-
-    name: str | Unset = UNSET
-    description: str | Unset | None = UNSET
-    arn: str | Unset | None = UNSET
-    external_id: str | Unset | None = UNSET
-    all_regions: bool | Unset = UNSET
-    disabled: bool | Unset = UNSET
-    run_frequency: int | Unset = UNSET
-    regions: tuple[CollectionEdit[str], ...] = ()
-    activation_modules: tuple[CollectionEdit[str], ...] = ()
-    default_tag_ids: tuple[CollectionEdit[int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """One `filters/Criteria` element: field, operator and its value(s) (several for IN)."""
-
-    field: str
-    operator: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """Filters and paging preferences of a search, count, update-many or delete-many."""
-
-    criteria: tuple[Criterion, ...] = ()
-    has_filters: bool = False
-    limit: int = DEFAULT_LIMIT_RESULTS
-    start_from_id: int | None = None
-
-
-# --- parsing -------------------------------------------------------------------------------
 
 
 def parse_document(body: bytes) -> etree._Element | None:
@@ -258,22 +205,27 @@ def _name(text: str) -> str:
 
 
 def _arn(text: str) -> str | None:
-    if not text:
-        return None
-    if not ROLE_ARN.fullmatch(text):
-        raise InvalidRequestError(
-            f"arn must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>), not {text!r}."
-        )
-    return text
+    return _cleared_or_matching(
+        text,
+        ROLE_ARN,
+        f"arn must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>), not {text!r}.",
+    )
 
 
 def _external_id(text: str) -> str | None:
+    return _cleared_or_matching(
+        text,
+        EXTERNAL_ID,
+        "externalId must be 2 to 1224 characters of letters, digits and +=,.@:/_-.",
+    )
+
+
+def _cleared_or_matching(text: str, pattern: re.Pattern[str], problem: str) -> str | None:
+    """None for an empty text, which clears the field; the text when it matches ``pattern``."""
     if not text:
         return None
-    if not EXTERNAL_ID.fullmatch(text):
-        raise InvalidRequestError(
-            "externalId must be 2 to 1224 characters of letters, digits and +=,.@:/_-."
-        )
+    if not pattern.fullmatch(text):
+        raise InvalidRequestError(problem)
     return text
 
 
@@ -397,133 +349,3 @@ def _criterion(element: etree._Element) -> Criterion:
         if not all(v.lower() in ("true", "false") for v in values):
             raise InvalidRequestError(f"Criteria on disabled needs true or false, not {text!r}.")
     return Criterion(field=field, operator=operator, values=values)
-
-
-# --- building ------------------------------------------------------------------------------
-
-
-def success_response(
-    *,
-    version: str,
-    count: int,
-    connectors: Sequence[SimConnector] = (),
-    ids: Sequence[int] = (),
-    has_more: bool | None = None,
-    last_id: int | None = None,
-) -> bytes:
-    """A SUCCESS envelope with full connectors, or id-only connectors, or just a count."""
-    root = _envelope(version)
-    _leaf(root, "responseCode", "SUCCESS")
-    _leaf(root, "count", str(count))
-    if has_more is not None:
-        _leaf(root, "hasMoreRecords", str(has_more).lower())
-    if last_id is not None:
-        _leaf(root, "lastId", str(last_id))
-    if connectors or ids:
-        data = etree.SubElement(root, "data")
-        for connector in connectors:
-            data.append(connector_element(connector, version=version))
-        for connector_id in ids:
-            _leaf(etree.SubElement(data, "AwsAssetDataConnector"), "id", str(connector_id))
-    return _serialize(root)
-
-
-def error_response(
-    *, version: str, code: str, message: str, resolution: str | None = None
-) -> bytes:
-    """An error envelope: responseCode plus responseErrorDetails (sent with HTTP 200)."""
-    root = _envelope(version)
-    _leaf(root, "responseCode", code)
-    details = etree.SubElement(root, "responseErrorDetails")
-    _leaf(details, "errorMessage", message)
-    if resolution is not None:
-        _leaf(details, "errorResolution", resolution)
-    return _serialize(root)
-
-
-def connector_element(connector: SimConnector, *, version: str) -> etree._Element:
-    """One AwsAssetDataConnector as Qualys returns it, with the version's extra fields."""
-    element = etree.Element("AwsAssetDataConnector")
-    _leaf(element, "id", str(connector.id))
-    _leaf(element, "name", connector.name)
-    _optional(element, "description", connector.description)
-    _optional(element, "arn", connector.arn)
-    _optional(element, "externalId", connector.external_id)
-    _optional(element, "awsAccountId", connector.aws_account_id)
-    _optional(element, "qualysAwsAccountId", connector.qualys_aws_account_id)
-    _leaf(element, "allRegions", str(connector.all_regions).lower())
-    if connector.regions:
-        endpoints = etree.SubElement(etree.SubElement(element, "endpoints"), "list")
-        for region in connector.regions:
-            _leaf(etree.SubElement(endpoints, "AwsEndpointSimple"), "regionCode", region)
-    _leaf(element, "disabled", str(connector.disabled).lower())
-    if connector.activation_modules:
-        modules = etree.SubElement(etree.SubElement(element, "activation"), "list")
-        for module in connector.activation_modules:
-            _leaf(modules, "ActivationModule", module)
-    if connector.default_tag_ids:
-        tags = etree.SubElement(etree.SubElement(element, "defaultTags"), "list")
-        for tag_id in connector.default_tag_ids:
-            tag = etree.SubElement(tags, "TagSimple")
-            _leaf(tag, "id", str(tag_id))
-            _leaf(tag, "name", f"Tag {tag_id}")
-    if version == "3.0":
-        run_frequency = connector.run_frequency or DEFAULT_RUN_FREQUENCY
-        _leaf(element, "runFrequency", str(run_frequency))
-    _leaf(element, "connectorState", connector.connector_state)
-    _optional(element, "lastSync", connector.last_sync)
-    _optional(element, "nextSync", connector.next_sync)
-    _optional(element, "lastError", connector.last_error)
-    arn_parts = (connector.arn or "").split(":")
-    partition = arn_parts[1] if len(arn_parts) > 2 else "aws"
-    _leaf(element, "isGovCloudConfigured", str(partition == "aws-us-gov").lower())
-    _leaf(element, "isChinaConfigured", str(partition == "aws-cn").lower())
-    _leaf(element, "isDeleted", "false")
-    if version == "3.0":
-        _version3_extras(element, connector)
-    return element
-
-
-def _version3_extras(element: etree._Element, connector: SimConnector) -> None:
-    # Fields a client does not ask for, nested `list`s included: clients must skip them.
-    _leaf(element, "isRemediationEnabled", "false")
-    infos = etree.SubElement(etree.SubElement(element, "connectorAppInfos"), "list")
-    app_list = etree.SubElement(etree.SubElement(infos, "ConnectorAppInfoQList"), "list")
-    for app in ("AI", "CI", "CSA"):
-        info = etree.SubElement(app_list, "ConnectorAppInfo")
-        _leaf(info, "name", app)
-        _optional(info, "identifier", connector.arn)
-    _leaf(element, "isCPSEnabled", "false")
-    _leaf(element, "cloudviewUuid", str(uuid.uuid5(uuid.NAMESPACE_OID, str(connector.id))))
-    _leaf(element, "isAttachedToOrgConnector", "false")
-
-
-def truncated_response(version: str) -> bytes:
-    """A SUCCESS envelope that stops in the middle of a connector."""
-    sample = SimConnector(id=1, name="truncated", connector_state="DISABLED", disabled=True)
-    whole = success_response(version=version, count=1, connectors=[sample])
-    return whole[: whole.index(b"<name>") + len(b"<name>tru")]
-
-
-def _envelope(version: str) -> etree._Element:
-    root = etree.Element("ServiceResponse", nsmap={"xsi": XSI_NAMESPACE})
-    root.set(
-        f"{{{XSI_NAMESPACE}}}noNamespaceSchemaLocation",
-        f"https://qualysapi.qualys.com/qps/xsd/{version}/am/awsassetdataconnector.xsd",
-    )
-    return root
-
-
-def _leaf(parent: etree._Element, tag: str, text: str) -> etree._Element:
-    element = etree.SubElement(parent, tag)
-    element.text = text
-    return element
-
-
-def _optional(parent: etree._Element, tag: str, text: str | None) -> None:
-    if text is not None:
-        _leaf(parent, tag, text)
-
-
-def _serialize(root: etree._Element) -> bytes:
-    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", pretty_print=True)

@@ -1,0 +1,1 @@
+"""CloudFormation's part for custom resources, played on moto's stacks where moto leaves it out."""

@@ -1,0 +1,1 @@
+"""The simulator's XML: ServiceRequest bodies parsed into typed requests, ServiceResponses built."""
