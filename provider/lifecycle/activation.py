@@ -41,6 +41,9 @@ QUEUED: Final = frozenset({"QUEUED", "PENDING"})
 _SYNC_FAILED: Final = frozenset({"ERROR", "FINISHED_ERRORS"})
 _READ_RESERVE: Final = 5.0
 """Seconds a read of the connector needs after a pause in the wait for its sync."""
+_ATTEMPT_RESERVE: Final = 10.0
+"""Seconds another attempt (update, run, read) needs after a pause: a pause that leaves
+less answers with Qualys's lastError now, not with "no time left" after it."""
 
 
 def _last_error(connector: Connector) -> str:
@@ -133,7 +136,7 @@ class ActivationResource:
             if not failed:
                 logger.info("Connector %s enabled: %s", connector.id, connector.state)
                 return connector
-            if not budget.allows(delay):
+            if not (budget.allows(delay) and deadline.allows(delay + _ATTEMPT_RESERVE)):
                 raise ActivationError(
                     f"Qualys cannot use role for connector {connector.id}:"
                     f" {_last_error(connector)}. Check the role's trust policy"
@@ -185,7 +188,7 @@ class ActivationResource:
         match = ACTIVATION_ID.fullmatch(physical_id)
         if match is None:
             logger.info("Delete of %s (not an activation id): nothing to do", physical_id)
-            return Result(physical_id, Outcome.DEACTIVATED, note="Nothing to deactivate.")
+            return Result(physical_id or "none", Outcome.DEACTIVATED, note="Nothing to deactivate.")
         connector_id = int(match.group(1))
         try:
             connector = self._stack_connector(connector_id, request, deadline)
@@ -205,7 +208,17 @@ class ActivationResource:
                 note="The connector was already gone from Qualys.",
             )
         if connector.disabled is not True:
-            self._api.update(connector_id, ConnectorChanges(disabled=True), deadline=deadline)
+            try:
+                self._api.update(connector_id, ConnectorChanges(disabled=True), deadline=deadline)
+            except QualysNotFoundError:
+                # Deleted between the read and the update: nothing left to disable.
+                return Result(
+                    physical_id,
+                    Outcome.DEACTIVATED,
+                    connector_name=connector.name,
+                    connector_id=str(connector_id),
+                    note="The connector was already gone from Qualys.",
+                )
             logger.info("Disabled connector %s", connector_id)
         return Result(
             physical_id,

@@ -10,7 +10,7 @@ from provider.deadline import Deadline
 from provider.errors import ConnectorGoneError, OwnershipError, PropertyError, ProviderError
 from provider.ids import ACCOUNT_ID
 from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
-from provider.markers import marker, owned_by_resource, with_marker
+from provider.markers import leading_marker, marker, owned_by_resource, with_marker
 from provider.properties import ConnectorProperties, generate_external_id, parse_connector_id
 from provider.qualys.errors import (
     QualysError,
@@ -233,22 +233,19 @@ class ConnectorResource:
             if props.external_id is not None and props.external_id != connector.external_id
             else None
         )
-        changes = connector_changes(props, request, external_id=new_external_id)
-        self._api.update(connector_id, changes, deadline=deadline)
-        logger.info("Updated connector %s", connector_id)
-
         external_id = new_external_id or connector.external_id
         if not external_id:
             raise QualysResponseError("Qualys reported the connector without its externalId")
+        # Checked before the write, so an Update that must fail changes nothing.
+        account = self._trusted_account(connector, request)
+
+        changes = connector_changes(props, request, external_id=new_external_id)
+        self._api.update(connector_id, changes, deadline=deadline)
+        logger.info("Updated connector %s", connector_id)
         return Result(
             physical_resource_id=str(connector_id),
             outcome=Outcome.UPDATED,
-            data=_connector_data(
-                connector,
-                props.connector_name,
-                external_id,
-                self._trusted_account(connector, request),
-            ),
+            data=_connector_data(connector, props.connector_name, external_id, account),
             connector_name=props.connector_name,
             connector_id=str(connector_id),
             state=connector.state,
@@ -284,7 +281,9 @@ class ConnectorResource:
             connector = self._api.get(connector_id, deadline=deadline)
         except QualysNotFoundError:
             # Qualys answers the same for a connector outside the API user's scope.
-            logger.warning("Connector %s was not found: gone, or out of the user's scope", name)
+            logger.warning(
+                "Connector %s was not found: gone, or out of the user's scope", connector_id
+            )
             return Result(
                 physical_id,
                 Outcome.DELETED,
@@ -297,7 +296,10 @@ class ConnectorResource:
             )
         warning = None
         if not owned_by_resource(connector, request.stack_id, request.logical_resource_id):
-            if not _role_in_account(connector.arn, request.stack.account_id):
+            marker_edited_away = leading_marker(connector) is None
+            if not (
+                marker_edited_away and _role_in_account(connector.arn, request.stack.account_id)
+            ):
                 logger.warning(
                     "Connector %s lacks this resource's marker: not deleted", connector_id
                 )
