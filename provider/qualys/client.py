@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
 import random
 import time
@@ -9,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from provider.deadline import Deadline
 from provider.qualys import codec
@@ -33,6 +37,7 @@ from provider.urls import check_url
 logger = logging.getLogger(__name__)
 
 _RESOURCE = "am/awsassetdataconnector"
+_CHUNK = 64 * 1024
 _THROTTLE_STATUSES = frozenset({409, 429})
 _MESSAGE_CHARS = 120
 """How much of Qualys's own errorMessage goes into an error (reasons stay short)."""
@@ -40,23 +45,35 @@ _MESSAGE_CHARS = 120
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the client waits: backoff for transient failures, limits for throttling."""
+    """How the client waits: backoff for transient failures, patience for throttling.
+
+    A blocked call (409, 429, LIMIT_EXCEEDED) is tried again until the deadline says stop,
+    never after a fixed count: dozens of containers may share Qualys's two slots.
+    """
 
     attempts: int = 4
     """Tries of an idempotent call (get, search) that meets a transient failure."""
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
-    max_throttle_wait: float = 60.0
-    """The longest single wait for a rate limit; a longer ToWait fails at once."""
-    throttle_waits: int = 20
-    """How many throttled answers one call waits out before giving up."""
+    throttle_base: float = 1.0
+    """First wait of a blocked call that Qualys gave no positive hint (a concurrency block,
+    ``ToWait: 0``, no header at all): near a second, doubling with jitter."""
+    throttle_cap: float = 8.0
     min_call_time: float = 2.0
     """Time a call needs at least; a wait never leaves less than this before the deadline."""
 
     def backoff(self, attempt: int) -> float:
         """Seconds before try ``attempt + 1``: exponential with equal jitter."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+        return _jittered(self.backoff_base, self.backoff_cap, attempt)
+
+    def throttle_backoff(self, blocked: int) -> float:
+        """Seconds before trying again after the ``blocked``-th block with no hint."""
+        return _jittered(self.throttle_base, self.throttle_cap, blocked)
+
+
+def _jittered(base: float, cap: float, attempt: int) -> float:
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
 def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:
@@ -68,6 +85,53 @@ def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return max(0.0, seconds)
+
+
+def _limit_socket_wait(http: requests.Response, seconds: float) -> None:
+    """Bound the next socket read by ``seconds`` (the time left), not the read timeout set
+    when the call began."""
+    connection = getattr(http.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _sent_secrets(request: requests.PreparedRequest) -> tuple[str, ...]:
+    """What the request's Basic auth revealed: the token, ``user:password`` and the password."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return ()
+    try:
+        pair = base64.b64decode(token, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return (token,)
+    password = pair.partition(":")[2]
+    return tuple(s for s in (token, pair, password) if s)
+
+
+def _scrub(text: str | None, secrets: Sequence[str]) -> str | None:
+    if text is None:
+        return None
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _scrubbed(response: codec.ServiceResponse, secrets: Sequence[str]) -> codec.ServiceResponse:
+    """The answer without any credential that Qualys echoed back (in an error message, or a
+    connector's lastError): such text goes into reasons, logs and Slack."""
+    if not secrets:
+        return response
+    return dataclasses.replace(
+        response,
+        error_message=_scrub(response.error_message, secrets),
+        error_resolution=_scrub(response.error_resolution, secrets),
+        connectors=tuple(
+            dataclasses.replace(c, last_error=_scrub(c.last_error, secrets))
+            for c in response.connectors
+        ),
+    )
 
 
 def _excerpt(message: str | None) -> str:
@@ -162,7 +226,14 @@ class QualysClient:
     def update(self, connector_id: int, changes: ConnectorChanges, *, deadline: Deadline) -> None:
         """Change the given fields of one connector (Qualys echoes only its id)."""
         body = codec.update_request(changes, self.api_version)
-        self._call("update", "POST", connector_id, body, deadline=deadline, idempotent=True)
+        response = self._call(
+            "update", "POST", connector_id, body, deadline=deadline, idempotent=True
+        )
+        echoed = [c.id for c in response.connectors]
+        if echoed and echoed != [connector_id]:
+            raise QualysResponseError(
+                f"Qualys answered update of connector {connector_id} with connector {echoed[0]}"
+            )
 
     def delete(self, connector_id: int, *, deadline: Deadline) -> None:
         """Delete one connector; ``QualysNotFoundError`` when it is already gone."""
@@ -211,7 +282,9 @@ class QualysClient:
                     timeout=timeout,
                     allow_redirects=False,
                     auth=self._credentials.auth(deadline),
+                    stream=True,
                 )
+                content = self._read_whole(http, operation, deadline)
             except requests.RequestException as error:
                 failures += 1
                 retry = idempotent or never_sent(error)
@@ -219,6 +292,14 @@ class QualysClient:
                 if retry and self._may_retry(failures, deadline):
                     continue
                 raise self._transport_error(operation, error) from None
+            except (QualysUnavailableError, QualysResponseError) as error:
+                # The answer was cut off (too slow, too big, connection lost): the request
+                # reached Qualys, so a write's outcome is unknown.
+                failures += 1
+                self._log_failure(operation, type(error).__name__, failures, retry=idempotent)
+                if idempotent and self._may_retry(failures, deadline):
+                    continue
+                raise
             logger.debug(
                 "Qualys %s %s -> HTTP %s in %.2fs",
                 operation,
@@ -228,15 +309,13 @@ class QualysClient:
             )
 
             try:
-                return self._check(operation, http)
-            except QualysThrottledError:
+                return self._check(operation, http, content)
+            except QualysThrottledError as blocked:
                 throttled += 1
-                wait = self._throttle_wait(http.headers, throttled)
-                if throttled <= self._retry.throttle_waits and self._can_wait(wait, deadline):
-                    logger.info("Qualys %s throttled; waiting %.1fs", operation, wait)
-                    self._sleep(wait)
-                    continue
-                raise
+                wait = self._throttle_wait(blocked, http.headers, throttled, deadline)
+                logger.info("Qualys %s throttled; waiting %.1fs", operation, wait)
+                self._sleep(wait)
+                continue
             except (QualysUnavailableError, QualysResponseError) as error:
                 failures += 1
                 self._log_failure(operation, type(error).__name__, failures, retry=idempotent)
@@ -248,26 +327,90 @@ class QualysClient:
         if failures >= self._retry.attempts:
             return False
         wait = self._retry.backoff(failures)
-        if not self._can_wait(wait, deadline):
+        if not deadline.allows(wait + self._retry.min_call_time):
             return False
         self._sleep(wait)
         return True
 
-    def _can_wait(self, wait: float, deadline: Deadline) -> bool:
-        return wait <= self._retry.max_throttle_wait and deadline.allows(
-            wait + self._retry.min_call_time
+    def _throttle_wait(
+        self,
+        blocked: QualysThrottledError,
+        headers: Mapping[str, str],
+        throttled: int,
+        deadline: Deadline,
+    ) -> float:
+        """How long to wait before trying a blocked call again; raises when the time left
+        cannot hold the wait and one more call."""
+        # A limited API may send ToWait on every answer, often 0: only a positive hint is
+        # a rate-window wait. A concurrency block carries 0 or nothing at all.
+        hint = max(
+            (
+                seconds
+                for name in ("X-RateLimit-ToWait-Sec", "Retry-After")
+                if (seconds := _header_seconds(headers, name)) is not None
+            ),
+            default=0.0,
         )
+        room = deadline.remaining() - self._retry.min_call_time
+        if hint > 0:
+            if hint <= room:
+                return hint
+            raise QualysThrottledError(
+                f"Qualys asked to wait {hint:.0f}s (API limit), more than the time left;"
+                " try again later",
+                status=blocked.status,
+                response_code=blocked.response_code,
+            ) from blocked
+        if room <= 0:
+            raise QualysThrottledError(
+                "Qualys stayed at its API limit until the time ran out; try again later",
+                status=blocked.status,
+                response_code=blocked.response_code,
+            ) from blocked
+        return min(self._retry.throttle_backoff(throttled), room)
 
-    def _throttle_wait(self, headers: Mapping[str, str], throttled: int) -> float:
-        # Qualys sends ToWait on every answer (often 0); a gateway may add Retry-After.
-        hints = [
-            seconds
-            for name in ("X-RateLimit-ToWait-Sec", "Retry-After")
-            if (seconds := _header_seconds(headers, name)) is not None
-        ]
-        # No hint (a concurrency block, or the first blocked answer): back off.
-        wait = max(hints) if hints else self._retry.backoff(throttled)
-        return max(wait, 0.1)
+    def _read_whole(self, http: requests.Response, operation: str, deadline: Deadline) -> bytes:
+        """The answer's body; the connection goes back to the pool only when it was read to
+        its end (a half-read one cannot serve another request)."""
+        try:
+            content = self._read_body(http, operation, deadline)
+        except BaseException:
+            http.close()
+            raise
+        http.raw.release_conn()
+        return content
+
+    def _read_body(self, http: requests.Response, operation: str, deadline: Deadline) -> bytes:
+        """The whole answer, within the deadline as a whole and within the size limit: an
+        answer that trickles in or never ends is cut off, whatever each read takes."""
+        declared = http.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > codec.MAX_RESPONSE_BYTES:
+            raise QualysResponseError(f"Qualys answered {declared} bytes, more than any response")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            left = deadline.remaining()
+            if left <= 0:
+                raise QualysTimeoutError(
+                    f"Qualys's answer to {operation} was still arriving when the time ran out"
+                )
+            _limit_socket_wait(http, min(self._read_timeout, left))
+            try:
+                chunk = http.raw.read1(_CHUNK, decode_content=True)
+            except (ReadTimeoutError, TimeoutError):
+                raise QualysTimeoutError(f"Qualys did not answer {operation} in time") from None
+            except (ProtocolError, urllib3.exceptions.HTTPError, OSError):
+                raise QualysUnavailableError(
+                    f"Qualys's answer to {operation} was cut off; try again later"
+                ) from None
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > codec.MAX_RESPONSE_BYTES:
+                raise QualysResponseError(
+                    f"Qualys answered more than {codec.MAX_RESPONSE_BYTES} bytes to {operation}"
+                )
+            chunks.append(chunk)
 
     @staticmethod
     def _log_failure(operation: str, kind: str, failures: int, *, retry: bool) -> None:
@@ -286,7 +429,7 @@ class QualysClient:
         return QualysUnavailableError(f"Qualys could not be reached for {operation}")
 
     @staticmethod
-    def _check(operation: str, http: requests.Response) -> codec.ServiceResponse:
+    def _check(operation: str, http: requests.Response, content: bytes) -> codec.ServiceResponse:
         status = http.status_code
         if status in _THROTTLE_STATUSES:
             raise QualysThrottledError(
@@ -315,7 +458,7 @@ class QualysClient:
             raise QualysInvalidRequestError(
                 f"Qualys refused {operation} (HTTP {status})", status=status
             )
-        response = codec.parse_response(http.content)
+        response = _scrubbed(codec.parse_response(content), _sent_secrets(http.request))
         if response.ok:
             return response
         raise _error_for_code(operation, response)

@@ -35,7 +35,9 @@ ROLE = "arn:aws:iam::123456789012:role/qualys-connector-QualysRole"
 SPECIAL_NAME = 'ACME & <Sons> "prod" ü'
 NEVER = Deadline.never()
 ATTEMPTS = 3
-FAST = RetryPolicy(attempts=ATTEMPTS, backoff_base=0.05, backoff_cap=0.2)
+FAST = RetryPolicy(
+    attempts=ATTEMPTS, backoff_base=0.05, backoff_cap=0.2, throttle_base=0.05, throttle_cap=0.2
+)
 """Short backoff: where waiting is not the point, tests must not wait."""
 UNKNOWN_ID = 999_999
 
@@ -838,7 +840,7 @@ def test_first_blocked_answer_without_to_wait_backs_off_then_waits_the_hint(
 
         assert [r.status for r in sim.requests][-1] == 200
         assert 409 in [r.status for r in sim.requests]
-        assert sleep.waits[0] <= FAST.backoff_cap, "no hint: a short backoff"
+        assert sleep.waits[0] <= FAST.throttle_cap, "no hint: a short backoff"
         assert sleep.waits[-1] == 1.0, "then the hint of the next blocked answer"
         assert sum(sleep.waits) <= 2.0
 
@@ -878,19 +880,17 @@ def test_throttle_wait_past_the_deadline_fails_promptly(make_client: ClientFacto
         assert sleep.waits == []
 
 
-def test_throttle_wait_beyond_the_longest_allowed_wait_fails_promptly(
-    make_client: ClientFactory,
+def test_a_rate_window_wait_longer_than_the_time_left_says_how_long_qualys_asked(
+    qualys: QualysSimulator, make_client: ClientFactory
 ) -> None:
-    with QualysSimulator(users={USERNAME: PASSWORD}, rate_limit=1, rate_window=30) as sim:
-        client = make_client(sim, retry=replace(FAST, max_throttle_wait=5.0))
-        seeded = sim.seed(name="limited")
-        client.get(seeded.id, deadline=NEVER)
+    client = make_client(qualys)
+    seeded = qualys.seed(name="limited")
+    qualys.inject("get", Fault.http(409, headers={"X-RateLimit-ToWait-Sec": "1800"}))
 
-        started = time.monotonic()
-        with pytest.raises(QualysThrottledError):
-            client.get(seeded.id, deadline=NEVER)
+    with pytest.raises(QualysThrottledError, match="asked to wait 1800s"):
+        client.get(seeded.id, deadline=Deadline.after(60))
 
-        assert time.monotonic() - started < 1.0
+    assert len(calls(qualys, "get")) == 1, "no second try that the wait cannot allow"
 
 
 def test_throttled_create_is_resent_as_qualys_did_not_carry_it_out(
@@ -947,17 +947,39 @@ def test_limit_exceeded_response_code_is_waited_out(
     assert [c.id for c in qualys.connectors()] == [created.id]
 
 
-def test_throttling_that_never_ends_gives_up_after_the_allowed_waits(
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-header"),
+        pytest.param({"X-RateLimit-ToWait-Sec": "0"}, id="to-wait-0"),
+    ],
+)
+def test_blocked_calls_are_tried_again_until_admitted_never_after_a_fixed_count(
+    qualys: QualysSimulator, make_client: ClientFactory, headers: dict[str, str]
+) -> None:
+    sleep = RecordingSleep()
+    client = make_client(qualys, sleep=sleep)
+    seeded = qualys.seed(name="blocked")
+    qualys.inject("get", Fault.http(409, headers=headers), times=12)
+
+    assert client.get(seeded.id, deadline=NEVER).id == seeded.id
+
+    assert len(calls(qualys, "get")) == 13
+    assert all(0 < wait <= FAST.throttle_cap for wait in sleep.waits), "backoff, never 0"
+
+
+def test_a_block_that_outlasts_the_deadline_fails_by_the_deadline(
     qualys: QualysSimulator, make_client: ClientFactory
 ) -> None:
-    client = make_client(qualys, retry=replace(FAST, throttle_waits=3))
+    client = make_client(qualys)
     seeded = qualys.seed(name="blocked")
-    qualys.inject("get", Fault.http(409), times=10)
+    qualys.inject("get", Fault.http(409), times=10_000)
 
-    with pytest.raises(QualysThrottledError):
-        client.get(seeded.id, deadline=NEVER)
+    started = time.monotonic()
+    with pytest.raises(QualysThrottledError, match="until the time ran out"):
+        client.get(seeded.id, deadline=Deadline.after(3.0))
 
-    assert len(calls(qualys, "get")) == 4
+    assert time.monotonic() - started <= 3.0
 
 
 # --- read timeouts and deadlines -----------------------------------------------------------
