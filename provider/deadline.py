@@ -39,6 +39,12 @@ class Deadline:
         """A deadline ``seconds`` earlier, keeping time in reserve for clean-up."""
         return Deadline(at=self.at - seconds, clock=self.clock)
 
+    def reserving(self, seconds: float) -> Deadline:
+        """A deadline that keeps ``seconds`` back for what may follow, or half the time left
+        when that is less: work that fits in no more than a moment still starts, however
+        short the budget, and something is always kept."""
+        return self.shortened(min(seconds, self.remaining() / 2))
+
     def capped(self, seconds: float) -> Deadline:
         """This deadline, or ``seconds`` from now if that comes first."""
         return Deadline(at=min(self.at, self.clock() + seconds), clock=self.clock)

@@ -23,9 +23,10 @@ from provider.text import shorten
 
 logger = logging.getLogger(__name__)
 
-LOOKUP_RESERVE: Final = 15.0
+LOOKUP_RESERVE: Final = 30.0
 """Seconds kept back from a create or delete, to look the connector up if its outcome is
-unknown (a timeout or dropped connection) instead of answering blind."""
+unknown (a timeout or dropped connection) instead of answering blind: one slow call (a real
+search took 17 s). With less time left, half of it is kept (``Deadline.reserving``)."""
 
 COMMERCIAL_QUALYS_ACCOUNT: Final = "805950163170"
 """The AWS account Qualys assumes roles from on every commercial platform observed."""
@@ -106,16 +107,18 @@ class ConnectorResource:
     # --- Create -----------------------------------------------------------------------
 
     def create(self, request: Request, deadline: Deadline) -> Result:
-        """Create the connector disabled, or find the one an earlier delivery created."""
+        """Create the connector disabled; when deliveries of the same Create raced (or one
+        came again), every delivery answers with the oldest connector and no other stays.
+
+        Create first, then look: each delivery's look-up comes after its own create, so
+        every delivery sees the oldest of this resource's connectors (the first created,
+        lowest id) and agrees on it. Looking first could not stop two deliveries that look
+        at the same moment, and the look-up afterwards is also what finds a create whose
+        answer was lost.
+        """
         props = ConnectorProperties.parse(request.properties)
         self._warn_if_run_frequency_ignored(props)
-        work = deadline.shortened(self._lookup_reserve)
-
-        connector = self._find_own(props.connector_name, request, work)
-        if connector is not None:
-            logger.info("Create delivered again: connector %s already exists", connector.id)
-        else:
-            connector = self._create(props, request, work=work, deadline=deadline)
+        connector, warning = self._create(props, request, deadline)
 
         try:
             connector = self._complete(connector, deadline)
@@ -133,32 +136,68 @@ class ConnectorResource:
             connector_name=props.connector_name,
             connector_id=str(connector.id),
             state=connector.state,
+            warning=warning,
         )
 
     def _create(
-        self, props: ConnectorProperties, request: Request, *, work: Deadline, deadline: Deadline
-    ) -> Connector:
+        self, props: ConnectorProperties, request: Request, deadline: Deadline
+    ) -> tuple[Connector, str | None]:
+        """This resource's one connector, and a warning if a duplicate could not be removed."""
         changes = connector_changes(
             props, request, external_id=props.external_id or generate_external_id(), creating=True
         )
+        created: Connector | None = None
+        unknown: QualysError | None = None
         try:
-            created = self._api.create(changes, deadline=work)
+            created = self._api.create(changes, deadline=deadline.reserving(self._lookup_reserve))
         except _UNKNOWN_OUTCOME as error:
             logger.warning("Outcome of create unknown (%s); looking it up", type(error).__name__)
-            try:
-                found = self._find_own(props.connector_name, request, deadline)
-            except QualysError:
+            unknown = error
+        else:
+            logger.info("Created connector %s (disabled)", created.id)
+            if created.external_id is None:
+                # Qualys echoes the connector; if it left fields out, the ones sent stand.
+                created = dataclasses.replace(created, external_id=changes.external_id)
+
+        try:
+            own = self._own_connectors(props.connector_name, request, deadline)
+        except QualysError:
+            if unknown is not None:
                 logger.warning("The look-up after an unknown create failed too")
-                raise error from None
-            if found is None:
-                raise
-            logger.info("The create had gone through: connector %s", found.id)
-            return found
-        logger.info("Created connector %s (disabled)", created.id)
-        if created.external_id is None:
-            # Qualys echoes the connector; if it left fields out, the ones sent stand.
-            return dataclasses.replace(created, external_id=changes.external_id)
-        return created
+                raise unknown from None
+            assert created is not None
+            logger.warning("Could not look for a concurrent delivery's connector")
+            return created, None
+        if created is not None and all(c.id != created.id for c in own):
+            own = sorted([*own, created], key=lambda c: c.id)  # not yet in Qualys's search
+        if not own:
+            assert unknown is not None
+            raise unknown
+        oldest, *duplicates = own
+        if created is None:
+            logger.info("The create had gone through: connector %s", oldest.id)
+        elif oldest.id != created.id:
+            logger.info("Connector %s was made first by another delivery: using it", oldest.id)
+        return oldest, self._remove_duplicates(duplicates, deadline)
+
+    def _remove_duplicates(self, duplicates: list[Connector], deadline: Deadline) -> str | None:
+        """Delete the connectors that racing deliveries made after the oldest; best effort,
+        since the Create itself has its connector."""
+        left: list[str] = []
+        for duplicate in duplicates:
+            logger.warning("Deleting connector %s, a duplicate of a racing delivery", duplicate.id)
+            try:
+                self._delete(duplicate.id, deadline)
+            except QualysError as error:
+                logger.warning("Could not delete duplicate %s: %s", duplicate.id, error)
+                left.append(str(duplicate.id))
+        if not left:
+            return None
+        return shorten(
+            f"Duplicate connector {', '.join(left)} from a repeated delivery could not be"
+            " deleted: delete it in Qualys",
+            190,
+        )
 
     def _own_connectors(self, name: str, request: Request, deadline: Deadline) -> list[Connector]:
         """The connectors this resource created, by name and marker (never by name alone),
@@ -168,19 +207,11 @@ class ConnectorResource:
             (
                 c
                 for c in candidates
-                if owned_by_resource(c, request.stack_id, request.logical_resource_id)
+                if c.name == name
+                and owned_by_resource(c, request.stack_id, request.logical_resource_id)
             ),
             key=lambda c: c.id,
         )
-
-    def _find_own(self, name: str, request: Request, deadline: Deadline) -> Connector | None:
-        """The connector this resource created, if any."""
-        own = self._own_connectors(name, request, deadline)
-        if len(own) > 1:
-            logger.warning(
-                "%d connectors carry this resource's marker; using %s", len(own), own[0].id
-            )
-        return own[0] if own else None
 
     def _complete(self, connector: Connector, deadline: Deadline) -> Connector:
         """Read the connector again if the answer at hand lacks what the attributes need."""
@@ -331,7 +362,7 @@ class ConnectorResource:
 
     def _delete(self, connector_id: int, deadline: Deadline) -> None:
         try:
-            self._api.delete(connector_id, deadline=deadline.shortened(self._lookup_reserve))
+            self._api.delete(connector_id, deadline=deadline.reserving(self._lookup_reserve))
         except QualysNotFoundError:
             return
         except _UNKNOWN_OUTCOME as error:

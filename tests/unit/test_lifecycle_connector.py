@@ -232,7 +232,7 @@ def test_create_when_absent_makes_one_disabled_marked_connector() -> None:
 
     result = resource(fake).create(connector_request(), NEVER)
 
-    assert fake.calls == [("search", f"name EQUALS {NAME}"), ("create", NAME)]
+    assert fake.calls == [("create", NAME), ("search", f"name EQUALS {NAME}")]
     stored = fake.connectors[1]
     assert stored.disabled is True, "a new connector is created disabled"
     assert stored.arn is None, "the role is set by the activation, not here"
@@ -262,7 +262,7 @@ def test_create_writes_the_given_external_id() -> None:
     assert result.data["ExternalId"] == "3333333333333333"
 
 
-def test_create_delivered_twice_answers_the_same_without_a_second_create() -> None:
+def test_create_delivered_twice_answers_the_same_and_leaves_one_connector() -> None:
     fake = FakeQualys()
     connectors = resource(fake)
 
@@ -270,60 +270,60 @@ def test_create_delivered_twice_answers_the_same_without_a_second_create() -> No
     second = connectors.create(connector_request(), NEVER)
 
     assert second == first
-    assert fake.count("create") == 1
-    assert list(fake.connectors) == [1]
+    assert fake.count("create") == 2, "each delivery creates, then looks"
+    assert list(fake.connectors) == [1], "the later delivery removed its own duplicate"
 
 
 @pytest.mark.parametrize(
-    ("case", "setup", "expected_id", "creates"),
+    ("case", "setup", "expected_id"),
     [
-        case("absent: created", nothing, 1, 1),
-        case("own connector found: a second delivery", own, 1, 0),
-        case("two own connectors: the oldest is used", both(own, own), 1, 0),
-        case("foreign connector of the same name: not adopted", foreign, 2, 1),
+        case("absent: created", nothing, 1),
+        case("own connector found: a second delivery, its new one removed", own, 1),
+        case("two own connectors: the oldest is used, the others removed", both(own, own), 1),
+        case("foreign connector of the same name: not adopted", foreign, 2),
         case(
             "marker of a recreated stack of the same name: not adopted",
             lambda fake: seed(fake, stack=RECREATED_STACK),
             2,
-            1,
         ),
         case(
             "marker of another resource of this stack: not adopted",
             lambda fake: seed(fake, logical="OtherConnector"),
             2,
-            1,
         ),
-        case("marker copied into a foreign description: not adopted", copied, 2, 1),
+        case("marker copied into a foreign description: not adopted", copied, 2),
         case(
             "marker of a logical id that extends this one: not adopted",
             lambda fake: seed(fake, logical=f"{LOGICAL}2"),
             2,
-            1,
         ),
         case(
             "timeout after the create happened: found by look-up, not repeated",
             fails("create", timeout(), happened=True),
-            1,
             1,
         ),
         case(
             "connection dropped after the create happened: found, not repeated",
             fails("create", down(), happened=True),
             1,
-            1,
         ),
         case(
             "unreadable answer after the create happened: found, not repeated",
             fails("create", unreadable(), happened=True),
             1,
+        ),
+        case("terse create answer: the look-up has the rest", terse, 1),
+        case("look-up after the create throttled: the new connector", throttles("search"), 1),
+        case(
+            "look-up after the create forbidden: the new connector",
+            fails("search", QualysForbiddenError("UNAUTHORIZED", status=403)),
             1,
         ),
-        case("terse create answer: read again", terse, 1, 1),
-        case("terse answer to a delivery after a foreign one", both(terse, foreign), 2, 1),
+        case("terse answer to a delivery after a foreign one", both(terse, foreign), 2),
     ],
 )
 def test_create_finds_or_makes_exactly_one_own_connector(
-    case: str, setup: Setup, expected_id: int, creates: int
+    case: str, setup: Setup, expected_id: int
 ) -> None:
     fake = FakeQualys()
     setup(fake)
@@ -333,7 +333,7 @@ def test_create_finds_or_makes_exactly_one_own_connector(
 
     assert result.outcome is Outcome.CREATED, case
     assert result.physical_resource_id == str(expected_id), case
-    assert fake.count("create") == creates, case
+    assert fake.count("create") == 1, case
     stored = fake.connectors[expected_id]
     assert stored.external_id, case
     assert result.data == {
@@ -342,10 +342,25 @@ def test_create_finds_or_makes_exactly_one_own_connector(
         "ExternalId": stored.external_id,
         "QualysAwsAccountId": QUALYS_ACCOUNT,
     }, case
-    untouched = {i: c for i, c in before.items() if i != expected_id}
-    assert {i: c for i, c in fake.connectors.items() if i in untouched} == untouched, (
+    own_left = [i for i, c in fake.connectors.items() if owned_by_resource(c, STACK, LOGICAL)]
+    assert own_left == [expected_id], f"{case}: exactly one connector of this resource stays"
+    others = {i: c for i, c in before.items() if not owned_by_resource(c, STACK, LOGICAL)}
+    assert {i: fake.connectors[i] for i in others} == others, (
         f"{case}: other connectors are left as they were"
     )
+
+
+def test_a_duplicate_that_cannot_be_removed_is_named_in_a_warning() -> None:
+    fake = FakeQualys()
+    own(fake)
+    fake.fail_next("delete", QualysForbiddenError("INSUFFICIENT_PERMISSION", status=200))
+
+    result = resource(fake).create(connector_request(), NEVER)
+
+    assert result.physical_resource_id == "1", "the oldest is still the answer"
+    assert result.warning is not None
+    assert "Duplicate connector 2" in result.warning
+    assert list(fake.connectors) == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -453,7 +468,7 @@ def test_create_in_another_partition_refuses_an_account_it_cannot_trust(
         ),
         case(
             "timeout after it happened, the look-up fails too: the create's error",
-            both(fails("create", timeout(), happened=True), fails("search", down(), after=1)),
+            both(fails("create", timeout(), happened=True), fails("search", down())),
             None,
             QualysTimeoutError,
             None,
@@ -462,30 +477,12 @@ def test_create_in_another_partition_refuses_an_account_it_cannot_trust(
         ),
         case(
             "timeout after it happened, the look-up throttled: the create's error",
-            both(fails("create", timeout(), happened=True), throttles("search", after=1)),
+            both(fails("create", timeout(), happened=True), throttles("search")),
             None,
             QualysTimeoutError,
             None,
             1,
             1,
-        ),
-        case(
-            "look-up before the create throttled",
-            throttles("search"),
-            None,
-            QualysThrottledError,
-            None,
-            0,
-            0,
-        ),
-        case(
-            "look-up before the create forbidden",
-            fails("search", QualysForbiddenError("UNAUTHORIZED", status=403)),
-            None,
-            QualysForbiddenError,
-            None,
-            0,
-            0,
         ),
         case("create throttled", throttles("create"), None, QualysThrottledError, None, 1, 0),
         case(
@@ -516,30 +513,12 @@ def test_create_in_another_partition_refuses_an_account_it_cannot_trust(
             1,
         ),
         case(
-            "terse create answer, the read after it fails",
-            both(terse, fails("get", down())),
-            None,
-            QualysUnavailableError,
-            "1",
-            1,
-            1,
-        ),
-        case(
-            "terse create answer, Qualys reads back another connector (mismatch)",
-            both(terse, mismatched),
-            None,
-            QualysResponseError,
-            "2",
-            1,
-            2,
-        ),
-        case(
             "second delivery, Qualys reports no externalId",
             lambda fake: seed(fake, external_id=None),
             None,
             QualysResponseError,
             "1",
-            0,
+            1,
             1,
         ),
         case(
@@ -548,7 +527,7 @@ def test_create_in_another_partition_refuses_an_account_it_cannot_trust(
             None,
             ProviderError,
             "1",
-            0,
+            1,
             1,
         ),
     ],
@@ -593,19 +572,26 @@ def test_create_keeps_the_look_up_reserve_for_a_create_whose_outcome_is_unknown(
 
     assert result.physical_resource_id == "1"
     assert clock.now == 45, "the create may use all but the reserve"
-    assert fake.count("search") == 2, "the look-up after it ran in the reserve"
+    assert fake.count("search") == 1, "the look-up after it ran in the reserve"
 
 
-def test_create_with_no_time_beyond_the_reserve_sends_nothing() -> None:
-    fake = FakeQualys()
+def test_create_with_less_time_than_the_reserve_still_runs_and_keeps_half() -> None:
+    clock = FakeClock()
+    seen: list[float] = []
 
-    with pytest.raises(QualysTimeoutError):
-        resource(fake, lookup_reserve=15).create(
-            connector_request(), Deadline.after(10, clock=FakeClock())
-        )
+    class Timed(FakeQualys):
+        def create(self, changes: ConnectorChanges, *, deadline: Deadline) -> Connector:
+            seen.append(deadline.remaining())
+            return super().create(changes, deadline=deadline)
 
-    assert fake.count("create") == 0
-    assert fake.connectors == {}
+    fake = Timed()
+
+    result = resource(fake, lookup_reserve=15).create(
+        connector_request(), Deadline.after(10, clock=clock)
+    )
+
+    assert result.physical_resource_id == "1", "a fast Qualys needs no reserve"
+    assert seen == [5.0], "half the time left is kept for a look-up"
 
 
 @pytest.mark.parametrize(
@@ -1052,7 +1038,7 @@ def test_delete_without_a_physical_id_answers_one() -> None:
 def test_rollback_of_a_create_whose_outcome_stayed_unknown_removes_the_connector() -> None:
     fake = FakeQualys()
     fake.fail_next("create", timeout(), happened=True)
-    fake.fail_next("search", down(), after=1)
+    fake.fail_next("search", down())
     connectors = resource(fake)
 
     with pytest.raises(QualysTimeoutError) as raised:
@@ -1113,7 +1099,7 @@ def routed_request(resource_type: str, request_type: str) -> Request:
 @pytest.mark.parametrize(
     ("case", "resource_type", "request_type", "outcome", "first_calls"),
     [
-        case("connector Create", CONNECTOR_TYPE, "Create", Outcome.CREATED, ["search"]),
+        case("connector Create", CONNECTOR_TYPE, "Create", Outcome.CREATED, ["create", "search"]),
         case("connector Update", CONNECTOR_TYPE, "Update", Outcome.UPDATED, ["get", "update"]),
         case("connector Delete", CONNECTOR_TYPE, "Delete", Outcome.DELETED, ["get", "delete"]),
         case("activation Create", ACTIVATION_TYPE, "Create", Outcome.ACTIVATED, ["get", "update"]),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
@@ -20,11 +23,19 @@ def envelope(code: str, message: str = "detail from Qualys") -> bytes:
     ).encode()
 
 
-def http_response(status: int, body: bytes = b"") -> requests.Response:
+def http_response(
+    status: int, body: bytes = b"", *, auth: tuple[str, str] = ("u", "p4ss")
+) -> requests.Response:
     response = requests.Response()
     response.status_code = status
     response._content = body
+    response.request = requests.Request("GET", "https://qualysapi.qualys.com/", auth=auth).prepare()
     return response
+
+
+def check(operation: str, response: requests.Response) -> Any:
+    """What the client makes of one answer read in full."""
+    return QualysClient._check(operation, response, response.content)
 
 
 CASES = [
@@ -67,7 +78,7 @@ def test_answer_maps_to_error(
     case: str, status: int, body: bytes, error: type[Exception], words: str
 ) -> None:
     with pytest.raises(error) as raised:
-        QualysClient._check("create", http_response(status, body))
+        check("create", http_response(status, body))
 
     assert type(raised.value) is error, case
     assert words in str(raised.value), case
@@ -77,7 +88,7 @@ def test_answer_maps_to_error(
 
 def test_code_errors_carry_qualys_message_and_code() -> None:
     with pytest.raises(errors.QualysInvalidRequestError) as raised:
-        QualysClient._check("update", http_response(200, envelope("INVALID_REQUEST", "bad arn")))
+        check("update", http_response(200, envelope("INVALID_REQUEST", "bad arn")))
 
     assert raised.value.response_code == "INVALID_REQUEST"
     assert raised.value.error_message == "bad arn"
@@ -87,7 +98,7 @@ def test_code_errors_carry_qualys_message_and_code() -> None:
 
 def test_long_qualys_messages_are_shortened() -> None:
     with pytest.raises(errors.QualysError) as raised:
-        QualysClient._check("get", http_response(200, envelope("OTHER_ERROR", "x" * 5000)))
+        check("get", http_response(200, envelope("OTHER_ERROR", "x" * 5000)))
 
     assert len(str(raised.value)) < 200
     assert raised.value.error_message == "x" * 5000
@@ -98,7 +109,7 @@ def test_success_returns_parsed_response() -> None:
         b"<ServiceResponse><responseCode>SUCCESS</responseCode><count>0</count></ServiceResponse>"
     )
 
-    assert QualysClient._check("search", http_response(200, body)).count == 0
+    assert check("search", http_response(200, body)).count == 0
 
 
 @pytest.mark.parametrize(
@@ -152,3 +163,25 @@ def test_repr_shows_no_credentials() -> None:
 
     assert "p4ss" not in repr(client)
     assert repr(client) == "QualysClient(base_url='https://qualysapi.qualys.com', api_version=3.0)"
+
+
+@pytest.mark.parametrize(
+    ("case", "echo"),
+    [
+        pytest.param("password", "wrong password {password}", id="password"),
+        pytest.param("user and password", "bad login {user}:{password}", id="pair"),
+        pytest.param("basic token", "header was Basic {token}", id="token"),
+    ],
+)
+def test_credentials_that_qualys_echoes_never_reach_the_reason(case: str, echo: str) -> None:
+    user, password = "api-user", "S3cr3t-pa55"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    message = echo.format(user=user, password=password, token=token)
+
+    with pytest.raises(errors.QualysError) as raised:
+        check("get", http_response(200, envelope("OTHER_ERROR", message), auth=(user, password)))
+
+    for secret in (password, token):
+        assert secret not in str(raised.value), case
+        assert secret not in (raised.value.error_message or ""), case
+    assert "<redacted>" in str(raised.value), case
