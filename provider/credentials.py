@@ -14,6 +14,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from provider.deadline import Deadline
 from provider.errors import SecretError
+from provider.text import shorten
 from provider.urls import check_url
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,9 @@ class SecretStore:
             code = error.response.get("Error", {}).get("Code", "Unknown")
             logger.warning("Reading the %s secret %s failed: %s", what, secret_id, code)
             if code == "ResourceNotFoundException":
-                raise SecretError(f"The {what} secret does not exist: check its ARN") from None
+                raise SecretError(
+                    f"The {what} secret {shorten(secret_id, 100)} does not exist: check its ARN"
+                ) from None
             if code in {"AccessDeniedException", "KMSAccessDeniedException"}:
                 raise SecretError(
                     f"Access to the {what} secret was denied: check its resource and key policy"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from crhelper import CfnResource
@@ -22,7 +22,7 @@ from provider.credentials import SecretCredentials, SecretStore, read_slack_webh
 from provider.deadline import Deadline
 from provider.errors import ProviderError
 from provider.lifecycle import LOOKUP_RESERVE, ActivationPolicy, Lifecycle, Request
-from provider.lifecycle.model import ConnectorApi, Outcome
+from provider.lifecycle.model import REASON_LIMIT, ConnectorApi, Outcome
 from provider.qualys.client import QualysClient, RetryPolicy
 from provider.slack.message import Notification
 from provider.slack.notifier import Notifier, NullNotifier, SlackNotifier
@@ -35,8 +35,27 @@ SLEEP_ON_DELETE = 5
 SAFETY_MARGIN = 10.0
 """Seconds kept back from the Lambda deadline to notify Slack and send the answer (crhelper
 answers "Execution timed out" with an empty id 0.5 s before the deadline: never let it)."""
-REASON_LIMIT = 199
 SLACK_TIMEOUT = 3.0
+
+
+class _CfnResource(CfnResource):  # type: ignore[misc,unused-ignore]  # crhelper is untyped
+    """crhelper, passing every RequestType to one function of the provider.
+
+    crhelper looks up a function by RequestType, and answers one it does not know FAILED
+    itself, with an empty PhysicalResourceId that CloudFormation rejects. Here the
+    provider's routing table refuses it with a reason, and crhelper answers with the
+    event's id. The provider never polls (crhelper's poll_* functions).
+    """
+
+    def __init__(self, run: Callable[[Mapping[str, Any], Any], str], **options: Any) -> None:
+        super().__init__(**options)
+        self._run = run
+
+    def _get_func(self) -> Callable[[Mapping[str, Any], Any], str]:
+        return self._run
+
+    def _poll_enabled(self) -> bool:
+        return False
 
 
 class Container:
@@ -109,20 +128,18 @@ class Container:
     def helper(self) -> CfnResource:
         """crhelper, built on the first event (its constructor builds boto3 clients)."""
         # INFO, never DEBUG: at DEBUG crhelper logs whole events and the presigned ResponseURL.
-        helper = CfnResource(
+
+        def run(event: Mapping[str, Any], context: Any) -> str:
+            return self.answer(helper, event, context)
+
+        helper = _CfnResource(
+            run,
             json_logging=False,
             log_level="INFO",
             boto_level="ERROR",
             sleep_on_delete=self._sleep_on_delete,
         )
         logs.configure(logging.INFO)
-
-        def run(event: Mapping[str, Any], context: Any) -> str:
-            return self.answer(helper, event, context)
-
-        helper.create(run)
-        helper.update(run)
-        helper.delete(run)
         return helper
 
     def notifier(self, deadline: Deadline) -> Notifier:

@@ -47,10 +47,14 @@ def generate_external_id() -> str:
     return str(low + secrets.randbelow(9 * low))
 
 
-def _check_known(raw: Mapping[str, Any], known: frozenset[str]) -> None:
-    unknown = sorted(set(raw) - known - _CLOUDFORMATION_KEYS)
+def _check_known(raw: object, known: frozenset[str]) -> Mapping[str, Any]:
+    """``raw`` as properties: an object whose keys are all known."""
+    if not isinstance(raw, Mapping):
+        raise PropertyError("ResourceProperties", "must be an object of properties")
+    unknown = sorted(set(map(str, raw)) - known - _CLOUDFORMATION_KEYS)
     if unknown:
         raise PropertyError(unknown[0], f"is not supported; known: {', '.join(sorted(known))}")
+    return raw
 
 
 def _text(
@@ -160,9 +164,9 @@ class ConnectorProperties:
     )
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> ConnectorProperties:
+    def parse(cls, given: object) -> ConnectorProperties:
         """Check every rule and apply the defaults."""
-        _check_known(raw, cls.FIELDS)
+        raw = _check_known(given, cls.FIELDS)
         name = _text(raw, "ConnectorName", required=True, max_length=MAX_NAME)
         if not name.strip():
             raise PropertyError("ConnectorName", "must not be blank")
@@ -240,9 +244,9 @@ class ActivationProperties:
     FIELDS = frozenset({"ConnectorId", "RoleArn", "WaitForFirstSync"})
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> ActivationProperties:
+    def parse(cls, given: object) -> ActivationProperties:
         """Check every rule."""
-        _check_known(raw, cls.FIELDS)
+        raw = _check_known(given, cls.FIELDS)
         if raw.get("ConnectorId") in (None, ""):
             raise PropertyError("ConnectorId", "is required")
         connector_id = parse_connector_id(raw.get("ConnectorId"))

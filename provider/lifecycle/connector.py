@@ -9,9 +9,14 @@ from typing import Final
 from provider.deadline import Deadline
 from provider.errors import ConnectorGoneError, OwnershipError, PropertyError, ProviderError
 from provider.ids import ACCOUNT_ID
-from provider.lifecycle.model import ConnectorApi, Outcome, Request, Result
+from provider.lifecycle.model import RESPONSE_LIMIT, ConnectorApi, Outcome, Request, Result
 from provider.markers import leading_marker, marker, owned_by_resource, with_marker
-from provider.properties import ConnectorProperties, generate_external_id, parse_connector_id
+from provider.properties import (
+    EXTERNAL_ID_DIGITS,
+    ConnectorProperties,
+    generate_external_id,
+    parse_connector_id,
+)
 from provider.qualys.errors import (
     QualysError,
     QualysNotFoundError,
@@ -66,6 +71,24 @@ def connector_changes(
     )
 
 
+def _check_answer_fits(props: ConnectorProperties, request: Request) -> None:
+    """Refuse, before anything reaches Qualys, names and external IDs whose attributes
+    would make an answer CloudFormation rejects."""
+    longest = _connector_data(
+        Connector(id=9_999_999_999_999_999_999),
+        props.connector_name,
+        props.external_id or "9" * EXTERNAL_ID_DIGITS,
+        "0" * 12,
+    )
+    size = request.answer_size(longest, physical_resource_id="9" * 19)
+    if size > RESPONSE_LIMIT:
+        raise PropertyError(
+            "ConnectorName",
+            f"and ExternalId make an answer of {size} bytes, over CloudFormation's"
+            f" {RESPONSE_LIMIT}: shorten them (characters outside ASCII count up to 12 bytes)",
+        )
+
+
 def _connector_data(
     connector: Connector, name: str, external_id: str, account: str
 ) -> dict[str, str]:
@@ -117,6 +140,7 @@ class ConnectorResource:
         answer was lost.
         """
         props = ConnectorProperties.parse(request.properties)
+        _check_answer_fits(props, request)
         self._warn_if_run_frequency_ignored(props)
         connector, warning = self._create(props, request, deadline)
 
@@ -256,6 +280,7 @@ class ConnectorResource:
         """Change the connector in place; its role, state and external ID stay."""
         connector_id = parse_connector_id(request.physical_resource_id, name="PhysicalResourceId")
         props = ConnectorProperties.parse(request.properties)
+        _check_answer_fits(props, request)
         self._warn_if_run_frequency_ignored(props)
         connector = self._own_connector(connector_id, request, deadline)
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from provider.deadline import Deadline
 from provider.qualys.models import ApiVersion, Connector, ConnectorChanges, Criterion
+
+RESPONSE_LIMIT: Final = 4096
+"""Bytes CloudFormation accepts in a custom resource's answer."""
+REASON_LIMIT: Final = 199
+"""Characters of a FAILED reason (crhelper keeps only the tail of one over 256)."""
 
 CONNECTOR_TYPE: Final = "Custom::QualysConnector"
 ACTIVATION_TYPE: Final = "Custom::QualysConnectorActivation"
@@ -91,8 +97,9 @@ class Request:
     logical_resource_id: str
     resource_type: str
     physical_resource_id: str | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    old_properties: Mapping[str, Any] = field(default_factory=dict)
+    properties: object = field(default_factory=dict)
+    """``ResourceProperties`` as sent: parsing checks that it is an object of properties."""
+    old_properties: object = field(default_factory=dict)
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> Request:
@@ -104,9 +111,25 @@ class Request:
             logical_resource_id=str(event["LogicalResourceId"]),
             resource_type=str(event.get("ResourceType", "")),
             physical_resource_id=event.get("PhysicalResourceId"),
-            properties=event.get("ResourceProperties") or {},
-            old_properties=event.get("OldResourceProperties") or {},
+            properties=event.get("ResourceProperties", {}),
+            old_properties=event.get("OldResourceProperties", {}),
         )
+
+    def answer_size(self, data: Mapping[str, str], *, physical_resource_id: str) -> int:
+        """Bytes of the answer to this request with ``data``, encoded as crhelper sends it
+        (``json.dumps``, so a character outside ASCII can take 12 bytes), with the longest
+        reason the provider gives."""
+        body = {
+            "Status": "SUCCESS",
+            "PhysicalResourceId": physical_resource_id,
+            "StackId": self.stack_id,
+            "RequestId": self.request_id,
+            "LogicalResourceId": self.logical_resource_id,
+            "Reason": "x" * REASON_LIMIT,
+            "Data": dict(data),
+            "NoEcho": False,
+        }
+        return len(json.dumps(body).encode())
 
     @property
     def stack(self) -> StackRef:
@@ -116,6 +139,8 @@ class Request:
     @property
     def connector_name(self) -> str | None:
         """The ConnectorName property as sent, for messages about any outcome."""
+        if not isinstance(self.properties, Mapping):
+            return None
         name = self.properties.get("ConnectorName")
         return name if isinstance(name, str) and name else None
 

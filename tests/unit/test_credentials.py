@@ -112,6 +112,17 @@ def test_bad_formats_are_named_and_the_value_never_shown(
     assert "hunter2" not in str(raised.value)
 
 
+def test_a_missing_secret_is_named_in_the_reason() -> None:
+    store, _ = store_of({}, client_error("ResourceNotFoundException"))
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:qualys/credentials-AbCdEf"
+
+    with pytest.raises(SecretError) as raised:
+        read_qualys_credentials(store, arn, deadline=LONG)
+
+    assert arn in str(raised.value)
+    assert len(str(raised.value)) < 200
+
+
 def test_webhook_url_is_read_and_checked() -> None:
     url = "https://hooks.slack.com/services/T000/B000/XXXX"
     store, _ = store_of({"s": json.dumps({"webhook_url": url})})

@@ -7,6 +7,7 @@ from 1, so the connectors a case seeds are 1, 2, ... and the one Create makes is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from types import MethodType
 from typing import Final
@@ -1189,3 +1190,53 @@ def test_lifecycle_passes_its_settings_to_both_resources() -> None:
     assert created.data["QualysAwsAccountId"] == FALLBACK_ACCOUNT, "the fallback account"
     assert fake.count("create") == 1, "a 0 s reserve leaves the 10 s to the create"
     assert sleeper.delays == [3], "the policy and the sleep"
+
+
+# --- answers CloudFormation can take ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "external_id", "fits"),
+    [
+        pytest.param("ascii, longest", "n" * 255, "x" * 1224, True, id="ascii-longest"),
+        pytest.param("emoji name, longest id", "😀" * 255, "x" * 1224, False, id="emoji"),
+        pytest.param("emoji name, generated id", "😀" * 255, None, True, id="emoji-generated"),
+    ],
+)
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_properties_whose_answer_cloudformation_would_refuse_are_refused_up_front(
+    case: str, name: str, external_id: str | None, fits: bool, request_type: str
+) -> None:
+    fake = FakeQualys()
+    own(fake)
+    properties = {**PROPERTIES, "ConnectorName": name}
+    if external_id is not None:
+        properties["ExternalId"] = external_id
+    request = connector_request(request_type, physical_id="1", properties=properties)
+    calls_before = len(fake.calls)
+
+    if fits:
+        result = getattr(resource(fake), request_type.lower())(request, NEVER)
+        size = request.answer_size(result.data, physical_resource_id=result.physical_resource_id)
+        assert size <= 4096, case
+        return
+    with pytest.raises(PropertyError, match="over CloudFormation's 4096") as raised:
+        getattr(resource(fake), request_type.lower())(request, NEVER)
+
+    assert raised.value.property_name == "ConnectorName", case
+    assert "ExternalId" in str(raised.value), case
+    assert len(fake.calls) == calls_before, f"{case}: nothing reached Qualys"
+
+
+@pytest.mark.parametrize(
+    "given", [pytest.param("ConnectorName=x", id="string"), pytest.param(["x"], id="list")]
+)
+def test_properties_that_are_not_an_object_are_refused_naming_them(given: object) -> None:
+    fake = FakeQualys()
+    request = dataclasses.replace(connector_request(), properties=given)
+
+    with pytest.raises(PropertyError, match="ResourceProperties must be an object"):
+        resource(fake).create(request, NEVER)
+
+    assert request.connector_name is None
+    assert fake.calls == []
