@@ -208,6 +208,8 @@ class Container:
             raise ProviderError(reason) from None
 
         helper.Data.update(result.data)
+        if result.quiet:
+            return result.physical_resource_id
         self._notify(
             Notification(
                 outcome=result.outcome,

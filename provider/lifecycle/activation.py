@@ -188,7 +188,12 @@ class ActivationResource:
         match = ACTIVATION_ID.fullmatch(physical_id)
         if match is None:
             logger.info("Delete of %s (not an activation id): nothing to do", physical_id)
-            return Result(physical_id or "none", Outcome.DEACTIVATED, note="Nothing to deactivate.")
+            return Result(
+                physical_id or "none",
+                Outcome.DEACTIVATED,
+                note="Nothing to deactivate.",
+                quiet=True,
+            )
         connector_id = int(match.group(1))
         try:
             connector = self._stack_connector(connector_id, request, deadline)

@@ -435,4 +435,5 @@ class ConnectorResource:
             connector_name=name,
             connector_id=", ".join(removed) or None,
             note=None if removed else "Nothing to delete: the connector had not been created.",
+            quiet=not removed,
         )

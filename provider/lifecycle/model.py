@@ -158,3 +158,6 @@ class Result:
     note: str | None = None
     warning: str | None = None
     """Something a person should look at, though the request succeeded."""
+    quiet: bool = False
+    """Nothing happened worth a message: the Delete after a Create that never made
+    anything (the failed Create has told Slack already)."""

@@ -493,6 +493,7 @@ def test_delete_disables_only_this_stacks_connector(
     assert result.outcome is Outcome.DEACTIVATED, case
     assert result.physical_resource_id == physical_id, case
     assert result.note == note, case
+    assert result.quiet is (note == "Nothing to deactivate."), case
     assert [call[0] for call in fake.calls] == operations, case
     if "update" in operations:
         assert fake.calls[-1] == ("update", "1", "disabled"), f"{case}: only disabled is written"

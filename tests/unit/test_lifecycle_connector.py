@@ -1024,6 +1024,9 @@ def test_delete_after_a_failed_create_removes_only_this_resources_leftover(  # n
     assert result.physical_resource_id == CRHELPER_ID, case
     assert result.note == note, case
     assert result.connector_id == removed, case
+    assert result.quiet is (note is not None and note.startswith("Nothing")), (
+        f"{case}: no Slack message when nothing was made and nothing happened"
+    )
     assert sorted(fake.connectors) == left, case
     assert fake.count("get") == 0, f"{case}: no connector has a made-up id"
     if not properties:
