@@ -1,0 +1,133 @@
+"""Races, short budgets and hostile input end in one definite answer, one connector and
+no leaked secret."""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+from conftest import (
+    CREDENTIALS_SECRET,
+    PASSWORD,
+    REGION,
+    LambdaContext,
+    Provider,
+    load_event,
+)
+from provider.handler import Container
+from sandbox.qualys import Fault, QualysSimulator
+from sandbox.slack import SlackReceiver
+
+
+def create_event(**properties: Any) -> dict[str, Any]:
+    event = load_event("connector_create")
+    event["ResourceProperties"].update(properties)
+    return event
+
+
+def test_the_same_create_in_two_containers_at_once_leaves_one_connector(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    event = create_event()
+    containers = [Container(os.environ, **provider.options) for _ in range(2)]
+    start = threading.Barrier(len(containers), timeout=10)
+    # Both look-ups would come before either create if the provider looked first.
+    qualys.inject("create", Fault.delay(0.3), times=2)
+
+    def deliver(container: Container) -> None:
+        start.wait()
+        container(copy.deepcopy(event), LambdaContext())
+
+    threads = [threading.Thread(target=deliver, args=(c,)) for c in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    answers = provider.collector.responses
+    assert len(answers) == 2, "one answer per delivery"
+    assert {a.status for a in answers} == {"SUCCESS"}, [a.reason for a in answers]
+    assert answers[0].physical_resource_id == answers[1].physical_resource_id
+    assert answers[0].data == answers[1].data
+    (connector,) = qualys.connectors()
+    assert str(connector.id) == answers[0].physical_resource_id
+    assert sum(r.operation == "create" for r in qualys.requests) == 2, "both created"
+
+
+def test_a_create_with_twenty_seconds_left_succeeds_against_a_fast_qualys(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    provider.new_container(safety_margin=10.0)  # the production margin
+
+    answer = provider.send(create_event(), remaining_ms=20_000)
+
+    assert answer.status == "SUCCESS", answer.reason
+    assert len(qualys.connectors()) == 1
+
+
+@pytest.mark.parametrize(
+    "request_type", [pytest.param("Remove", id="unknown"), pytest.param("create", id="lower-case")]
+)
+def test_an_unknown_request_type_answers_failed_with_a_reason_and_a_real_id(
+    provider: Provider, qualys: QualysSimulator, slack: SlackReceiver, request_type: str
+) -> None:
+    event = create_event()
+    event["RequestType"] = request_type
+    event["PhysicalResourceId"] = "1234567"
+
+    answer = provider.send(event)
+
+    assert answer.status == "FAILED"
+    assert "Unsupported RequestType" in answer.reason
+    assert answer.physical_resource_id == "1234567"
+    assert qualys.requests == []
+    assert slack.wait_for(1)[-1]["text"].startswith("Qualys connector failed")
+
+
+@pytest.mark.parametrize(
+    "properties", [pytest.param("ConnectorName=x", id="string"), pytest.param(["x"], id="list")]
+)
+def test_resource_properties_that_are_not_an_object_fail_naming_them_and_reach_slack(
+    provider: Provider, qualys: QualysSimulator, slack: SlackReceiver, properties: object
+) -> None:
+    event = create_event()
+    event["ResourceProperties"] = properties
+
+    answer = provider.send(event)
+
+    assert answer.status == "FAILED"
+    assert answer.reason == "Property ResourceProperties must be an object of properties"
+    assert qualys.requests == []
+    assert slack.wait_for(1)[-1]["text"].startswith("Qualys connector failed")
+
+
+def test_a_password_that_qualys_echoes_reaches_no_reason_log_or_slack(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    qualys.inject("create", Fault.response_code("OTHER_ERROR", f"bad login for {PASSWORD}"))
+
+    answer = provider.send(create_event())
+
+    # The provider fixture also checks every log line and Slack message for the password.
+    assert answer.status == "FAILED"
+    assert PASSWORD not in answer.reason
+    assert "<redacted>" in answer.reason
+
+
+def test_a_missing_credentials_secret_is_named_in_the_reason(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    boto3.client("secretsmanager", region_name=REGION).delete_secret(
+        SecretId=CREDENTIALS_SECRET, ForceDeleteWithoutRecovery=True
+    )
+
+    answer = provider.send(create_event())
+
+    assert answer.status == "FAILED"
+    assert "qualys/credentials" in answer.reason
+    assert "does not exist" in answer.reason
