@@ -1,8 +1,9 @@
 """Decides, from moto's IAM, whether Qualys could assume a connector's role.
 
-The Qualys simulator asks this when a connector is enabled or its role changes. Real
-Qualys calls ``sts:AssumeRole`` from its own AWS account with the connector's external
-ID; here the role's trust policy is read from moto's IAM backend and evaluated for exactly
+The Qualys simulator asks this when a connector's sync ends, as real Qualys finds role
+problems when it syncs, not when a connector is created or enabled. Real Qualys calls
+``sts:AssumeRole`` from its own AWS account (one per account type) with the connector's
+external ID; here the role's trust policy is read from moto's IAM backend and evaluated for exactly
 that call. moto itself does not evaluate trust policies (any AssumeRole succeeds), which
 is why the check lives here.
 
@@ -43,12 +44,27 @@ def _unable(why: str) -> str:
 class MotoRoleChecker:
     """The simulator's role check: can Qualys's account assume the connector's role?
 
-    ``qualys_account_id`` is the account Qualys calls ``sts:AssumeRole`` from. It is used
-    whatever the connector reports, as real Qualys's calls come from its own account.
+    ``qualys_account_id`` is the account Qualys calls ``sts:AssumeRole`` from for a Global
+    connector; ``gov_cloud_account_id`` and ``china_account_id`` are those for the other
+    account types (None: the Global one, as the real ones are unknown). It is used whatever
+    the connector reports, as real Qualys's calls come from its own account.
     """
 
-    def __init__(self, qualys_account_id: str) -> None:
+    def __init__(
+        self,
+        qualys_account_id: str,
+        *,
+        gov_cloud_account_id: str | None = None,
+        china_account_id: str | None = None,
+    ) -> None:
         self.qualys_account_id = qualys_account_id
+        self.gov_cloud_account_id = gov_cloud_account_id
+        self.china_account_id = china_account_id
+
+    def caller_account(self, connector: SimConnector) -> str:
+        """The account Qualys assumes this connector's role from."""
+        by_type = {"GOVCLOUD": self.gov_cloud_account_id, "CHINA": self.china_account_id}
+        return by_type.get(connector.account_type) or self.qualys_account_id
 
     def __call__(self, connector: SimConnector) -> str | None:
         """None if the role can be assumed, else the lastError Qualys would report."""
@@ -65,7 +81,7 @@ class MotoRoleChecker:
         return trust_problem(
             roles[0].assume_role_policy_document,
             partition=partition,
-            qualys_account_id=self.qualys_account_id,
+            qualys_account_id=self.caller_account(connector),
             external_id=connector.external_id or "",
         )
 

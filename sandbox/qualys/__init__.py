@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from sandbox.qualys.faults import Fault
-from sandbox.qualys.models import RecordedRequest, RoleChecker, SimConnector
+from sandbox.qualys.models import RecordedRequest, RoleChecker, SimConnector, SyncOutcome
 from sandbox.qualys.server import QualysSimulator
 
-__all__ = ["Fault", "QualysSimulator", "RecordedRequest", "RoleChecker", "SimConnector"]
+__all__ = [
+    "Fault",
+    "QualysSimulator",
+    "RecordedRequest",
+    "RoleChecker",
+    "SimConnector",
+    "SyncOutcome",
+]

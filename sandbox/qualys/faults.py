@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 MAX_DELAY_SECONDS = 60.0
 """Longest delay a fault may add, so that a forgotten fault cannot stall a test run."""
+DEFAULT_OVERSIZED_BYTES = 32 * 1024 * 1024
+OVERSIZED_BYTES_RANGE = (4 * 1024, 1024 * 1024 * 1024)
 
 
 class FaultKind(enum.Enum):
@@ -20,6 +22,9 @@ class FaultKind(enum.Enum):
     HTML = "html"
     DELAY = "delay"
     DROP = "drop"
+    TRICKLE = "trickle"
+    OVERSIZED = "oversized"
+    RESET = "reset"
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,14 @@ class Fault:
     resolution: str | None = None
     seconds: float = 0.0
     process: bool = False
+    size_bytes: int = 0
 
     @property
     def carries_out(self) -> bool:
         """Whether the operation is still carried out before the fault shapes the answer."""
-        return self.kind is FaultKind.DELAY or (self.kind is FaultKind.DROP and self.process)
+        if self.kind in (FaultKind.DELAY, FaultKind.TRICKLE):
+            return True
+        return self.kind in (FaultKind.DROP, FaultKind.RESET) and self.process
 
     @staticmethod
     def http(status: int, *, headers: Mapping[str, str] | None = None, body: str = "") -> Fault:
@@ -85,6 +93,26 @@ class Fault:
     def drop(*, process: bool = False) -> Fault:
         """Close the connection without an answer; process=True carries the operation out first."""
         return Fault(FaultKind.DROP, process=process)
+
+    @staticmethod
+    def trickle(pause: float = 1.0) -> Fault:
+        """Carry the operation out, send status and headers, then the body a byte per pause."""
+        if not 0 < pause <= MAX_DELAY_SECONDS:
+            raise ValueError(f"pause must be over 0 and at most {MAX_DELAY_SECONDS:g} s")
+        return Fault(FaultKind.TRICKLE, seconds=pause)
+
+    @staticmethod
+    def oversized(size_bytes: int = DEFAULT_OVERSIZED_BYTES) -> Fault:
+        """HTTP 200 with a well-formed SUCCESS search answer of this many bytes (streamed)."""
+        low, high = OVERSIZED_BYTES_RANGE
+        if not low <= size_bytes <= high:
+            raise ValueError(f"size_bytes must be {low} to {high}, not {size_bytes}")
+        return Fault(FaultKind.OVERSIZED, size_bytes=size_bytes)
+
+    @staticmethod
+    def reset(*, process: bool = False) -> Fault:
+        """Reset the connection (TCP RST) without an answer; process=True carries it out first."""
+        return Fault(FaultKind.RESET, process=process)
 
 
 def _check_status(status: int) -> None:

@@ -23,10 +23,15 @@ class Admission:
     headers: tuple[tuple[str, str], ...]
     reason: str = ""
     to_wait: int = 0
+    """Seconds until the rate window admits a call: 0 for a concurrency block."""
 
 
 class Limiter:
-    """Counts running calls and a sliding window of admitted calls (thread-safe)."""
+    """Counts running calls and a sliding window of admitted calls (thread-safe).
+
+    With ``send_headers`` false (what the connector API does in every recording) the
+    answers carry no limit header at all; the limits still apply.
+    """
 
     def __init__(
         self,
@@ -34,7 +39,7 @@ class Limiter:
         rate_limit: int | None,
         rate_window: float,
         concurrency_limit: int | None,
-        concurrency_wait: int = 1,
+        send_headers: bool = True,
         omit_first_to_wait: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -47,7 +52,7 @@ class Limiter:
         self._rate_limit = rate_limit
         self._window = rate_window
         self._concurrency_limit = concurrency_limit
-        self._concurrency_wait = max(1, concurrency_wait)
+        self._send_headers = send_headers
         self._omit_first_to_wait = omit_first_to_wait
         self._clock = clock
         self._lock = threading.Lock()
@@ -61,7 +66,8 @@ class Limiter:
             now = self._clock()
             self._forget_before(now - self._window)
             if self._concurrency_limit is not None and self._running >= self._concurrency_limit:
-                return self._blocked("concurrency", self._concurrency_wait)
+                # ToWait describes the rate window only, which has room: 0, as on FO.
+                return self._blocked("concurrency", 0)
             if self._rate_limit is not None and len(self._admitted) >= self._rate_limit:
                 wait = math.ceil(self._admitted[0] + self._window - now)
                 return self._blocked("rate", max(1, wait))
@@ -101,6 +107,8 @@ class Limiter:
         )
 
     def _headers(self, *, to_wait: int | None) -> tuple[tuple[str, str], ...]:
+        if not self._send_headers:
+            return ()
         rate_limit = self._rate_limit if self._rate_limit is not None else UNLIMITED_RATE
         concurrency = self._concurrency_limit
         headers = [

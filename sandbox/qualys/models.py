@@ -21,6 +21,13 @@ CONNECTOR_STATES = (
 )
 OPERATIONS = ("create", "get", "search", "count", "update", "delete", "run")
 DEFAULT_RUN_FREQUENCY = 240
+RUN_FREQUENCIES = (60, 120, 180, 240, 360, 480, 720, 1440)
+"""The minutes Qualys accepts as runFrequency (Qualys's v3 Azure client; AWS inferred)."""
+APPLICATIONS = ("AI", "CI", "CSA")
+"""Apps of a v3 connector: Asset Inventory (always on), and CI + CSA for CSPM."""
+ALWAYS_ON_APPLICATION = "AI"
+ACCOUNT_TYPES = ("GLOBAL", "GOVCLOUD", "CHINA")
+SYNC_RESULT_STATES = ("FINISHED_SUCCESS", "FINISHED_ERRORS", "ERROR")
 
 _ACCOUNT_IN_ARN = re.compile(r"^arn:[^:]*:iam::(\d{12}):")
 
@@ -54,10 +61,52 @@ class SimConnector:
     last_error: str | None = None
     last_sync: str | None = None
     next_sync: str | None = None
+    applications: tuple[tuple[str, str | None], ...] = ((ALWAYS_ON_APPLICATION, None),)
+    """``connectorAppInfos`` (3.0) as (name, identifier) pairs; identifier None shows the arn."""
+    use_for_cloud_view: bool = False
+    """API 2.0's ``useForCloudView``, stored apart from the 3.0 apps."""
+    account_type: str = "GLOBAL"
+    """GLOBAL, GOVCLOUD or CHINA, from ``isGovCloudConfigured``/``isChinaConfigured`` at create."""
+    hidden: bool = False
+    """Outside the API user's scope: the API answers OBJECT_NOT_FOUND and never lists it."""
+
+    @property
+    def application_names(self) -> tuple[str, ...]:
+        """The names of the connector's apps, AI first."""
+        return tuple(name for name, _ in self.applications)
 
 
-RoleChecker = Callable[[SimConnector], str | None]
-"""Decides whether Qualys could assume a connector's role: None if it can, else the lastError."""
+@dataclass(frozen=True)
+class SyncOutcome:
+    """How a sync ends: FINISHED_SUCCESS, FINISHED_ERRORS or ERROR, with the lastError text."""
+
+    state: str
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in SYNC_RESULT_STATES:
+            raise ValueError(f"a sync ends {', '.join(SYNC_RESULT_STATES)}, not {self.state}")
+        if (self.error is None) != (self.state == "FINISHED_SUCCESS"):
+            raise ValueError("an error text goes with FINISHED_ERRORS and ERROR only")
+
+    @staticmethod
+    def success() -> SyncOutcome:
+        """The sync ran and found no problem."""
+        return SyncOutcome("FINISHED_SUCCESS")
+
+    @staticmethod
+    def errors(message: str) -> SyncOutcome:
+        """The sync ran but some of it failed (e.g. a region or a permission)."""
+        return SyncOutcome("FINISHED_ERRORS", message)
+
+    @staticmethod
+    def failed(message: str) -> SyncOutcome:
+        """The sync could not run at all, e.g. Qualys could not assume the role."""
+        return SyncOutcome("ERROR", message)
+
+
+RoleChecker = Callable[[SimConnector], str | SyncOutcome | None]
+"""Run when a sync ends: None for success, an error text for ERROR, or a SyncOutcome."""
 
 
 class HeaderMap(Mapping[str, str]):

@@ -9,10 +9,11 @@ import logging
 import math
 import re
 import socket
+import struct
 import sys
 import threading
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
@@ -29,10 +30,16 @@ from sandbox.qualys.models import (
     RecordedRequest,
     RoleChecker,
     SimConnector,
+    SyncOutcome,
 )
-from sandbox.qualys.store import ConnectorStore
+from sandbox.qualys.store import ConnectorStore, Scope, SyncTiming
 from sandbox.qualys.wire.parse import parse_connector_request, parse_document, parse_search_request
-from sandbox.qualys.wire.render import error_response, success_response, truncated_response
+from sandbox.qualys.wire.render import (
+    error_response,
+    oversized_response,
+    success_response,
+    truncated_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +90,7 @@ class _Incoming:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """How to answer: an HTTP response, possibly held back, or a dropped connection."""
+    """How to answer: an HTTP response, possibly held back or slow, or no answer at all."""
 
     status: int
     headers: tuple[tuple[str, str], ...] = ()
@@ -91,6 +98,14 @@ class _Outcome:
     close: bool = False
     delay: float = 0.0
     drop: bool = False
+    """Close the connection without an answer."""
+    reset: bool = False
+    """With drop: end the connection with a TCP reset instead of a normal close."""
+    trickle: float = 0.0
+    """Seconds between the body's bytes (0: the body at once)."""
+    stream: Iterator[bytes] | None = None
+    """A body too large to hold, of `length` bytes, sent instead of `body`."""
+    length: int = 0
 
 
 @dataclass
@@ -110,7 +125,19 @@ class _Route:
 
 
 class QualysSimulator(LoopbackServer):
-    """A local Qualys Connector API for tests and the demo; a context manager, thread-safe."""
+    """A local Qualys Connector API for tests and the demo; a context manager, thread-safe.
+
+    Where the real behaviour is OPEN, an option chooses it; the defaults follow the
+    recordings and the reference. ``limit_headers`` puts the six FO limit headers on every
+    answer (the connector API sent none in every recording). ``latency`` holds every call
+    (or, as a mapping of operation or "*" to seconds, each operation) while it counts as
+    running. ``qualys_account_id`` and its GovCloud and China counterparts are what a
+    connector of that account type reports as ``qualysAwsAccountId`` (None: nothing).
+    A sync, started by ``run`` (or by enabling with ``sync_on_enable``), shows QUEUED for
+    ``sync_queue_seconds``, PROCESSING for ``sync_seconds``, then its result: the
+    ``role_checker``'s verdict or a `script_sync` outcome. ``description_limit`` cuts longer
+    descriptions. ``scope`` (and `hide`) put connectors out of the API user's sight.
+    """
 
     _name: ClassVar[str] = "the simulator"
     _thread_name: ClassVar[str] = "qualys-simulator-{port}"
@@ -123,14 +150,23 @@ class QualysSimulator(LoopbackServer):
         users: Mapping[str, str] | None = None,
         unauthorized_users: Collection[str] = (),
         qualys_account_id: str = DEFAULT_QUALYS_ACCOUNT_ID,
+        gov_cloud_qualys_account_id: str | None = None,
+        china_qualys_account_id: str | None = None,
         report_qualys_account_id: bool = True,
         rate_limit: int | None = None,
         rate_window: float = 3600.0,
         concurrency_limit: int | None = None,
         throttle_status: int = 409,
+        limit_headers: bool = False,
+        retry_after: bool = True,
         omit_first_to_wait: bool = False,
-        latency: float = 0.0,
+        latency: float | Mapping[str, float] = 0.0,
         role_checker: RoleChecker | None = None,
+        sync_queue_seconds: float = 0.0,
+        sync_seconds: float = 0.2,
+        sync_on_enable: bool = False,
+        description_limit: int | None = None,
+        scope: Scope | None = None,
     ) -> None:
         self._users = dict(DEFAULT_USERS if users is None else users)
         self._unauthorized = frozenset(unauthorized_users)
@@ -139,11 +175,10 @@ class QualysSimulator(LoopbackServer):
             raise ValueError(f"unauthorized_users must also be in users: {', '.join(unknown)}")
         if throttle_status not in (409, 429):
             raise ValueError("throttle_status must be 409 or 429")
-        if latency < 0:
-            raise ValueError("latency must not be negative")
+        self._latency = _latencies(latency)
         super().__init__(host=host, port=port)
         self._throttle_status = throttle_status
-        self._latency = latency
+        self._retry_after = retry_after
         # The store's lock is held while a role checker runs; the request log and the faults
         # have their own, so that a slow checker never holds up other answers.
         self._lock = threading.RLock()
@@ -152,13 +187,25 @@ class QualysSimulator(LoopbackServer):
             rate_limit=rate_limit,
             rate_window=rate_window,
             concurrency_limit=concurrency_limit,
-            concurrency_wait=math.ceil(latency),
+            send_headers=limit_headers,
             omit_first_to_wait=omit_first_to_wait,
         )
+        accounts = {
+            "GLOBAL": qualys_account_id,
+            "GOVCLOUD": gov_cloud_qualys_account_id,
+            "CHINA": china_qualys_account_id,
+        }
         self._store = ConnectorStore(
             lock=self._lock,
-            qualys_account_id=qualys_account_id if report_qualys_account_id else None,
+            qualys_account_ids={
+                kind: account if report_qualys_account_id else None
+                for kind, account in accounts.items()
+            },
             role_checker=role_checker,
+            scope=scope,
+            description_limit=description_limit,
+            sync_timing=SyncTiming(queue_seconds=sync_queue_seconds, run_seconds=sync_seconds),
+            sync_on_enable=sync_on_enable,
         )
         self._faults: list[_PendingFault] = []  # FIFO
         self._requests: list[RecordedRequest] = []
@@ -187,7 +234,7 @@ class QualysSimulator(LoopbackServer):
 
     @property
     def role_checker(self) -> RoleChecker | None:
-        """Decides whether Qualys could assume a connector's role (None: it always can)."""
+        """Asked when a sync ends whether Qualys could use the role (None: it always can)."""
         return self._store.role_checker
 
     @role_checker.setter
@@ -195,13 +242,44 @@ class QualysSimulator(LoopbackServer):
         with self._lock:
             self._store.role_checker = checker
 
+    @property
+    def scope(self) -> Scope | None:
+        """Whether a connector is in the API user's scope (None: every connector is)."""
+        return self._store.scope
+
+    @scope.setter
+    def scope(self, scope: Scope | None) -> None:
+        with self._lock:
+            self._store.scope = scope
+
     def connectors(self) -> list[SimConnector]:
-        """Every connector, sorted by id."""
+        """Every connector, out of scope ones too, sorted by id, syncs brought up to date."""
         return self._store.all()
 
     def connector(self, connector_id: int) -> SimConnector | None:
-        """One connector, or None; reading it here does not advance its state."""
+        """One connector (in scope or not), or None, with its sync brought up to date."""
         return self._store.find(connector_id)
+
+    def visible(self, connector_id: int) -> bool:
+        """Whether the API user sees this connector (KeyError when unknown)."""
+        connector = self._store.find(connector_id)
+        if connector is None:
+            raise KeyError(connector_id)
+        return self._store.visible(connector)
+
+    def hide(self, connector_id: int) -> SimConnector:
+        """Put a connector out of the API user's scope: it still exists, the API denies it."""
+        return self.modify(connector_id, hidden=True)
+
+    def reveal(self, connector_id: int) -> SimConnector:
+        """Undo `hide`."""
+        return self.modify(connector_id, hidden=False)
+
+    def script_sync(self, outcome: SyncOutcome, *, times: int = 1) -> None:
+        """The next `times` syncs to start end with `outcome`, not the role checker's verdict."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._store.script_syncs(outcome, times)
 
     def seed(self, **fields: Any) -> SimConnector:
         """Add a connector directly (SimConnector field names; id allocated unless given)."""
@@ -231,7 +309,7 @@ class QualysSimulator(LoopbackServer):
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget connectors, faults, recorded requests and past calls of the rate limit."""
+        """Forget connectors, scripted syncs, faults, requests and past calls of the rate limit."""
         self._store.clear()
         with self._log_lock:
             self._faults.clear()
@@ -259,9 +337,11 @@ class QualysSimulator(LoopbackServer):
             self._record(incoming, route, outcome, username)
             return outcome
 
+        latency = self._latency.get(route.operation if route else "*", self._latency["*"])
+
         def refuse(outcome: _Outcome) -> _Outcome:
             # Latency applies to every request; refused ones do not count as running.
-            self._pause(self._latency)
+            self._pause(latency)
             return record(outcome)
 
         if incoming.body is None:
@@ -278,7 +358,7 @@ class QualysSimulator(LoopbackServer):
         if not admission.admitted:
             return refuse(self._throttled(route.version, admission))
         try:
-            self._pause(self._latency)
+            self._pause(latency)
             outcome = self._answer(route, incoming.body, admission.headers)
         finally:
             # Released before any delay fault: the delay stands for the network, not Qualys.
@@ -307,11 +387,13 @@ class QualysSimulator(LoopbackServer):
             )
             return _Outcome(500, (*limit_headers, _XML), payload)
         outcome = _Outcome(200, (*limit_headers, _XML), payload)
-        if fault is not None and fault.kind is FaultKind.DROP:
-            return _Outcome(0, drop=True)
-        if fault is not None:
-            return _Outcome(200, outcome.headers, payload, delay=fault.seconds)
-        return outcome
+        if fault is None:
+            return outcome
+        if fault.kind in (FaultKind.DROP, FaultKind.RESET):
+            return _unanswered(fault)
+        if fault.kind is FaultKind.TRICKLE:
+            return replace(outcome, trickle=fault.seconds)
+        return replace(outcome, delay=fault.seconds)
 
     def _process(self, route: _Route, body: bytes) -> bytes:
         """Carry out one operation; the success envelope, or ServiceError."""
@@ -361,7 +443,8 @@ class QualysSimulator(LoopbackServer):
             version=version,
             count=len(page),
             connectors=page,
-            has_more=has_more,
+            # Qualys leaves hasMoreRecords out of an answer that found nothing (CAPTURE).
+            has_more=has_more if page else None,
             last_id=page[-1].id if has_more else None,
         )
 
@@ -398,8 +481,11 @@ class QualysSimulator(LoopbackServer):
     def _faulty(
         self, version: str, fault: Fault, limit_headers: tuple[tuple[str, str], ...]
     ) -> _Outcome:
-        if fault.kind is FaultKind.DROP:
-            return _Outcome(0, drop=True)
+        if fault.kind in (FaultKind.DROP, FaultKind.RESET):
+            return _unanswered(fault)
+        if fault.kind is FaultKind.OVERSIZED:
+            stream = oversized_response(version, fault.size_bytes)
+            return _Outcome(200, (*limit_headers, _XML), stream=stream, length=fault.size_bytes)
         if fault.kind is FaultKind.HTML:
             reason = _Handler.responses.get(fault.status, ("Error",))[0]
             page = _HTML_PAGE.format(status=fault.status, reason=reason)
@@ -467,19 +553,19 @@ class QualysSimulator(LoopbackServer):
                 f"Concurrency limit exceeded: {limiter.concurrency_limit} calls are already "
                 "running for this user."
             )
+            resolution = "Retry when a running call has finished."
         else:
             message = (
                 f"API rate limit exceeded: {limiter.rate_limit} calls per "
                 f"{math.ceil(limiter.window)} seconds."
             )
+            resolution = f"Retry after {admission.to_wait} seconds."
         headers = (*admission.headers, _XML)
-        if self._throttle_status == 429:
-            headers = (*headers, ("Retry-After", str(admission.to_wait)))
+        if self._throttle_status == 429 and self._retry_after:
+            # A concurrency block has no known wait; one second is the least Retry-After says.
+            headers = (*headers, ("Retry-After", str(max(1, admission.to_wait))))
         body = error_response(
-            version=version,
-            code="LIMIT_EXCEEDED",
-            message=message,
-            resolution=f"Retry after {admission.to_wait} seconds.",
+            version=version, code="LIMIT_EXCEEDED", message=message, resolution=resolution
         )
         return _Outcome(self._throttle_status, headers, body)
 
@@ -524,6 +610,21 @@ _XML = ("Content-Type", "application/xml")
 _TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
+def _latencies(latency: float | Mapping[str, float]) -> dict[str, float]:
+    """Seconds per operation, "*" for the rest (and for requests that name none)."""
+    chosen = {"*": latency} if isinstance(latency, int | float) else {"*": 0.0, **latency}
+    unknown = sorted(set(chosen) - {"*", *OPERATIONS})
+    if unknown:
+        raise ValueError(f"latency names unknown operations: {', '.join(unknown)}")
+    if any(seconds < 0 for seconds in chosen.values()):
+        raise ValueError("latency must not be negative")
+    return {operation: float(seconds) for operation, seconds in chosen.items()}
+
+
+def _unanswered(fault: Fault) -> _Outcome:
+    return _Outcome(0, drop=True, reset=fault.kind is FaultKind.RESET)
+
+
 def _id_fits(route: _Route) -> bool:
     rule = _ID_IN_PATH[route.operation]
     return rule is None or rule == (route.connector_id is not None)
@@ -540,6 +641,7 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: Callable[..., BaseHTTPRequestHandler]
     ) -> None:
         self._open: set[socket.socket] = set()
+        self._resetting: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, handler)
 
@@ -548,10 +650,23 @@ class _Server(ThreadingHTTPServer):
             self._open.add(request)
         super().process_request(request, client_address)
 
+    def reset_on_close(self, request: socket.socket) -> None:
+        """End this connection with a TCP reset (RST) instead of a normal close (FIN)."""
+        # SO_LINGER on with a zero timeout makes close() send RST and drop unsent data.
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._open_lock:
+            self._resetting.add(request)
+
     def shutdown_request(self, request: Any) -> None:
         with self._open_lock:
             self._open.discard(request)
-        super().shutdown_request(request)
+            resetting = request in self._resetting
+            self._resetting.discard(request)
+        if resetting:
+            # No shutdown(SHUT_WR) first: it would send a FIN before the reset.
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
     def server_close(self) -> None:
         # Open keep-alive connections go too: their handlers would wait out their timeout.
@@ -608,7 +723,8 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
     def _exchange(self) -> None:
-        simulator = cast(_Server, self.server).simulator
+        server = cast(_Server, self.server)
+        simulator = server.simulator
         try:
             body = self._read_body()
         except ValueError:
@@ -620,18 +736,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if outcome.drop:
+            if outcome.reset:
+                server.reset_on_close(self.connection)
             self.close_connection = True
             return
         self.send_response(outcome.status)
         for name, value in outcome.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(outcome.body)))
+        length = len(outcome.body) if outcome.stream is None else outcome.length
+        self.send_header("Content-Length", str(length))
         if outcome.close:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if not self._write_body(simulator, outcome):
+            # Stopping mid-body: the client sees the connection end short of Content-Length.
+            self.close_connection = True
+
+    def _write_body(self, simulator: QualysSimulator, outcome: _Outcome) -> bool:
+        """Send the body as the outcome says; False when the simulator stopped first."""
+        if outcome.stream is not None:
+            for chunk in outcome.stream:
+                if not simulator._pause(0):
+                    return False
+                self.wfile.write(chunk)
+            return True
+        if not outcome.trickle:
             self.wfile.write(outcome.body)
+            return True
+        for index in range(len(outcome.body)):
+            if index and not simulator._pause(outcome.trickle):
+                return False
+            self.wfile.write(outcome.body[index : index + 1])
+        return True
 
     def _read_body(self) -> bytes | None:
         """The request body, or None (unread) when it exceeds MAX_BODY_BYTES."""

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields, replace
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sandbox.qualys.errors import InvalidRequestError, ObjectNotFoundError
 from sandbox.qualys.models import (
+    ALWAYS_ON_APPLICATION,
+    APPLICATIONS,
     DEFAULT_RUN_FREQUENCY,
     RoleChecker,
     SimConnector,
+    SyncOutcome,
     account_of,
 )
 from sandbox.qualys.wire.requests import (
@@ -21,6 +26,7 @@ from sandbox.qualys.wire.requests import (
     ConnectorChanges,
     Criterion,
     SearchRequest,
+    Unset,
 )
 
 T = TypeVar("T")
@@ -28,8 +34,9 @@ T = TypeVar("T")
 FIRST_ID = 1_000_001
 NO_ROLE_ERROR = "No IAM role ARN is configured for this connector; Qualys cannot assume a role."
 
-# A connector that was queued moves one step along this pipeline each time it is read.
-_NEXT_STATE = {"QUEUED": "RUNNING", "RUNNING": "PROCESSING", "PROCESSING": "FINISHED_SUCCESS"}
+Scope = Callable[[SimConnector], bool]
+"""Whether a connector is within the API user's scope (False: the API acts as if it is gone)."""
+App = tuple[str, str | None]
 
 _SEARCH_ATTRIBUTES = {
     "id": "id",
@@ -43,6 +50,11 @@ _SEARCH_ATTRIBUTES = {
     "qualysAwsAccountId": "qualys_aws_account_id",
 }
 _FIELD_NAMES = frozenset(f.name for f in fields(SimConnector))
+# The account type each create flag selects, and the flag's name for error messages.
+_ACCOUNT_FLAGS = (
+    ("gov_cloud", "GOVCLOUD", "isGovCloudConfigured"),
+    ("china", "CHINA", "isChinaConfigured"),
+)
 
 
 def _now() -> datetime:
@@ -53,38 +65,86 @@ def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class SyncTiming:
+    """How long a started sync waits in QUEUED, then runs in PROCESSING, in seconds."""
+
+    queue_seconds: float = 0.0
+    run_seconds: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.queue_seconds < 0 or self.run_seconds < 0:
+            raise ValueError("sync times must not be negative")
+
+
+@dataclass(frozen=True)
+class _Sync:
+    """A sync that was started and has not ended; outcome None asks the role checker."""
+
+    started: float
+    outcome: SyncOutcome | None
+
+
 class ConnectorStore:
-    """Thread-safe connectors keyed by id; every method takes the shared lock."""
+    """Thread-safe connectors keyed by id; every method takes the shared lock.
+
+    A sync is started by ``run`` (or by enabling, with ``sync_on_enable``) and is not
+    driven by a thread: whenever a connector is read, its state is worked out from the
+    time its sync started (QUEUED, then PROCESSING, then the result). The result is
+    decided when the sync ends: a scripted outcome if one was taken at the start, else
+    the role checker's verdict on the connector as it is at that moment.
+    """
 
     def __init__(
         self,
         *,
         lock: threading.RLock,
-        qualys_account_id: str | None,
+        qualys_account_ids: Mapping[str, str | None],
         role_checker: RoleChecker | None = None,
+        scope: Scope | None = None,
+        description_limit: int | None = None,
+        sync_timing: SyncTiming = SyncTiming(),
+        sync_on_enable: bool = False,
         clock: Callable[[], datetime] = _now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if description_limit is not None and description_limit < 1:
+            raise ValueError("description_limit must be at least 1")
         self._lock = lock
-        self._qualys_account_id = qualys_account_id
+        self._qualys_account_ids = dict(qualys_account_ids)
         self.role_checker = role_checker
+        self.scope = scope
+        self._description_limit = description_limit
+        self._timing = sync_timing
+        self._sync_on_enable = sync_on_enable
         self._clock = clock
+        self._monotonic = monotonic
         self._connectors: dict[int, SimConnector] = {}
+        self._syncs: dict[int, _Sync] = {}
+        self._scripted: deque[SyncOutcome] = deque()
         self._next_id = FIRST_ID
 
     # --- outside the API (test set-up) --------------------------------------------------------
 
     def all(self) -> list[SimConnector]:
-        """Every connector, sorted by id."""
+        """Every connector, hidden ones too, sorted by id, with syncs brought up to date."""
         with self._lock:
-            return [self._connectors[key] for key in sorted(self._connectors)]
+            return [self._settled(self._connectors[key]) for key in sorted(self._connectors)]
 
     def find(self, connector_id: int) -> SimConnector | None:
-        """The connector with this id, without advancing its state."""
+        """The connector with this id (hidden or not), with its sync brought up to date."""
         with self._lock:
-            return self._connectors.get(connector_id)
+            connector = self._connectors.get(connector_id)
+            return None if connector is None else self._settled(connector)
+
+    def visible(self, connector: SimConnector) -> bool:
+        """Whether the API user can see this connector."""
+        with self._lock:
+            scope = self.scope
+            return not connector.hidden and (scope is None or scope(connector))
 
     def seed(self, values: dict[str, Any]) -> SimConnector:
-        """Add a connector as given (no validation, no state evaluation)."""
+        """Add a connector as given (no validation; its state stays as given until a run)."""
         _check_field_names(values)
         with self._lock:
             connector_id = values.pop("id", None)
@@ -95,7 +155,8 @@ class ConnectorStore:
             else:
                 self._next_id = max(self._next_id, connector_id + 1)
             values.setdefault("name", f"connector-{connector_id}")
-            values.setdefault("qualys_aws_account_id", self._qualys_account_id)
+            account_type = values.get("account_type", "GLOBAL")
+            values.setdefault("qualys_aws_account_id", self._qualys_account_ids[account_type])
             values.setdefault("aws_account_id", account_of(values.get("arn")))
             disabled = values.get("disabled", False)
             values.setdefault("connector_state", "DISABLED" if disabled else "FINISHED_SUCCESS")
@@ -104,7 +165,7 @@ class ConnectorStore:
             return connector
 
     def modify(self, connector_id: int, values: dict[str, Any]) -> SimConnector:
-        """Change fields as given (no validation, no state evaluation)."""
+        """Change fields as given (no validation); setting the state or disabling ends a sync."""
         _check_field_names(values)
         if "id" in values:
             raise ValueError("the id of a connector cannot be changed")
@@ -114,7 +175,9 @@ class ConnectorStore:
                 raise KeyError(connector_id)
             if "arn" in values:
                 values.setdefault("aws_account_id", account_of(values["arn"]))
-            connector = _normalized(replace(old, **values))
+            if "connector_state" in values or values.get("disabled"):
+                self._syncs.pop(connector_id, None)
+            connector = _normalized(replace(self._settled(old), **values))
             self._connectors[connector_id] = connector
             return connector
 
@@ -123,39 +186,46 @@ class ConnectorStore:
         with self._lock:
             if self._connectors.pop(connector_id, None) is None:
                 raise KeyError(connector_id)
+            self._syncs.pop(connector_id, None)
 
     def clear(self) -> None:
-        """Forget every connector (ids keep increasing, so old ids stay unknown)."""
+        """Forget every connector and scripted sync (ids keep increasing: old ids stay unknown)."""
         with self._lock:
             self._connectors.clear()
+            self._syncs.clear()
+            self._scripted.clear()
+
+    def script_syncs(self, outcome: SyncOutcome, times: int) -> None:
+        """The next `times` syncs to start end with `outcome`, whatever the role checker says."""
+        with self._lock:
+            self._scripted.extend([outcome] * times)
 
     # --- the API's operations -----------------------------------------------------------------
 
     def create(self, changes: ConnectorChanges) -> SimConnector:
-        """A new connector from a create request (name required)."""
+        """A new connector from a create request (name required): DISABLED or QUEUED."""
         if changes.name is UNSET:
             raise InvalidRequestError("name is required to create a connector.")
+        account_type = _account_type(changes)
         with self._lock:
             base = SimConnector(
-                id=self._allocate_id(),
+                id=self._next_id,
                 name=changes.name,
-                qualys_aws_account_id=self._qualys_account_id,
+                qualys_aws_account_id=self._qualys_account_ids[account_type],
                 # Without regions the connector covers all regions; OPEN what Qualys defaults to.
                 all_regions=not changes.regions,
                 run_frequency=DEFAULT_RUN_FREQUENCY,
+                account_type=account_type,
+                connector_state="DISABLED",
             )
-            connector = _apply(base, changes)
-            if connector.disabled:
-                connector = replace(connector, connector_state="DISABLED")
-            else:
-                connector = self._evaluate(connector)
-            self._connectors[connector.id] = connector
-            return connector
+            connector = self._changed(base, changes, enabling=True)
+            self._allocate_id()
+            return self._commit(connector, enabling=not connector.disabled)
 
     def get(self, connector_id: int) -> SimConnector:
-        """The connector as it is now; reading it moves a running scan one step on."""
+        """The connector as it is now."""
         with self._lock:
-            return self._read([self._existing(connector_id)])[0]
+            return self._existing(connector_id)
 
     def search(self, request: SearchRequest) -> tuple[list[SimConnector], bool]:
         """One page of matching connectors by id, and whether more records follow."""
@@ -163,8 +233,7 @@ class ConnectorStore:
             matches = self._matching(request.criteria)
             if request.start_from_id is not None:
                 matches = [c for c in matches if c.id >= request.start_from_id]
-            page = matches[: request.limit]
-            return self._read(page), len(matches) > request.limit
+            return matches[: request.limit], len(matches) > request.limit
 
     def count(self, request: SearchRequest) -> int:
         """How many connectors match the filters."""
@@ -172,42 +241,50 @@ class ConnectorStore:
             return len(self._matching(request.criteria))
 
     def update(self, connector_id: int, changes: ConnectorChanges) -> None:
-        """Change the fields a request mentions; enabling or a new role triggers a role check."""
+        """Change the fields a request mentions; enabling queues, disabling ends a sync."""
         with self._lock:
-            self._update(self._existing(connector_id), changes)
+            old = self._existing(connector_id)
+            enabling = _enables(old, changes)
+            self._commit(self._changed(old, changes, enabling=enabling), enabling=enabling)
 
     def update_many(self, request: SearchRequest, changes: ConnectorChanges) -> list[int]:
-        """Apply the same changes to every connector matching the filters."""
+        """Apply the same changes to every connector matching the filters (all or none)."""
         if any(c.operator == "NOT EQUALS" for c in request.criteria):
             raise InvalidRequestError("Operator NOT EQUALS is not supported for update.")
         with self._lock:
             matches = self._matching(request.criteria)
-            for connector in matches:
-                self._update(connector, changes)
+            enabling = [_enables(old, changes) for old in matches]
+            updated = [
+                self._changed(old, changes, enabling=enables)
+                for old, enables in zip(matches, enabling, strict=True)
+            ]
+            for connector, enables in zip(updated, enabling, strict=True):
+                self._commit(connector, enabling=enables)
             return [c.id for c in matches]
 
     def delete(self, connector_id: int) -> None:
         """Delete one connector."""
         with self._lock:
-            self._connectors.pop(self._existing(connector_id).id)
+            self.remove(self._existing(connector_id).id)
 
     def delete_many(self, request: SearchRequest) -> list[int]:
         """Delete every connector matching the filters."""
         with self._lock:
             matches = self._matching(request.criteria)
             for connector in matches:
-                del self._connectors[connector.id]
+                self.remove(connector.id)
             return [c.id for c in matches]
 
     def run(self, connector_id: int) -> None:
-        """Start a scan now: check the role and queue the connector."""
+        """Start a sync now, unless one is under way; a disabled connector cannot run."""
         with self._lock:
             connector = self._existing(connector_id)
             if connector.disabled:
                 raise InvalidRequestError(
-                    f"Connector {connector_id} is disabled; enable it before running it."
+                    f"Cannot run connector {connector_id}: the connector is disabled."
                 )
-            self._connectors[connector_id] = self._evaluate(connector)
+            if connector_id not in self._syncs:
+                self._start_sync(connector)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -217,51 +294,114 @@ class ConnectorStore:
         return connector_id
 
     def _existing(self, connector_id: int) -> SimConnector:
-        connector = self._connectors.get(connector_id)
-        if connector is None:
+        connector = self.find(connector_id)
+        if connector is None or not self.visible(connector):
             raise ObjectNotFoundError(connector_id)
         return connector
 
     def _matching(self, criteria: Sequence[Criterion]) -> list[SimConnector]:
-        return [c for c in self.all() if all(_matches(c, criterion) for criterion in criteria)]
+        return [
+            c
+            for c in self.all()
+            if self.visible(c) and all(_matches(c, criterion) for criterion in criteria)
+        ]
 
-    def _update(self, old: SimConnector, changes: ConnectorChanges) -> None:
-        connector = _apply(old, changes)
+    def _changed(
+        self, old: SimConnector, changes: ConnectorChanges, *, enabling: bool
+    ) -> SimConnector:
+        """The connector after a request's changes, refusing what Qualys would refuse."""
+        _check_account_type(old, changes)
+        connector = _apply(old, changes, description_limit=self._description_limit)
         if connector.disabled:
-            connector = replace(connector, connector_state="DISABLED")
-        elif old.disabled or changes.disabled is False or changes.arn is not UNSET:
-            # Re-sending disabled=false or the arn re-checks the role, as a retrying client needs.
-            connector = self._evaluate(connector)
+            return replace(connector, connector_state="DISABLED")
+        if enabling:
+            # Enabling queues the connector for its first sync; its role is checked then.
+            return replace(connector, connector_state="QUEUED")
+        return connector
+
+    def _commit(self, connector: SimConnector, *, enabling: bool) -> SimConnector:
+        """Store a changed connector: disabling ends its sync, enabling may start one."""
         self._connectors[connector.id] = connector
+        if connector.disabled:
+            self._syncs.pop(connector.id, None)
+        elif enabling and self._sync_on_enable:
+            self._start_sync(connector)
+        return self._connectors[connector.id]
 
-    def _evaluate(self, connector: SimConnector) -> SimConnector:
-        """The connector after Qualys tried to assume its role: QUEUED, or ERROR with a reason."""
+    def _start_sync(self, connector: SimConnector) -> None:
+        outcome = self._scripted.popleft() if self._scripted else None
+        self._syncs[connector.id] = _Sync(self._monotonic(), outcome)
+        self._connectors[connector.id] = self._settled(connector)
+
+    def _settled(self, connector: SimConnector) -> SimConnector:
+        """The connector with its sync's state as of now; a sync that ended gets its result."""
+        sync = self._syncs.get(connector.id)
+        if sync is None:
+            return connector
+        elapsed = self._monotonic() - sync.started
+        timing = self._timing
+        if elapsed < timing.queue_seconds + timing.run_seconds:
+            state = "QUEUED" if elapsed < timing.queue_seconds else "PROCESSING"
+            settled = replace(connector, connector_state=state)
+        else:
+            del self._syncs[connector.id]
+            ended = self._clock() - timedelta(
+                seconds=elapsed - timing.queue_seconds - timing.run_seconds
+            )
+            settled = self._finished(connector, sync.outcome or self._verdict(connector), ended)
+        self._connectors[connector.id] = settled
+        return settled
+
+    def _verdict(self, connector: SimConnector) -> SyncOutcome:
+        """What Qualys finds when it assumes the connector's role for a sync."""
         if connector.arn is None:
-            return replace(connector, connector_state="ERROR", last_error=NO_ROLE_ERROR)
+            return SyncOutcome.failed(NO_ROLE_ERROR)
         checker = self.role_checker
-        problem = checker(connector) if checker is not None else None
-        if problem is not None:
-            return replace(connector, connector_state="ERROR", last_error=problem)
-        return replace(connector, connector_state="QUEUED", last_error=None)
+        verdict = checker(connector) if checker is not None else None
+        if verdict is None:
+            return SyncOutcome.success()
+        if isinstance(verdict, str):
+            return SyncOutcome.failed(verdict)
+        return verdict
 
-    def _read(self, connectors: Iterable[SimConnector]) -> list[SimConnector]:
-        """Return connectors as they are, then move each running scan one step on."""
-        shown = list(connectors)
-        for connector in shown:
-            state = _NEXT_STATE.get(connector.connector_state)
-            if state is None:
-                continue
-            advanced = replace(connector, connector_state=state)
-            if state == "FINISHED_SUCCESS":
-                now = self._clock()
-                minutes = connector.run_frequency or DEFAULT_RUN_FREQUENCY
-                advanced = replace(
-                    advanced,
-                    last_sync=_timestamp(now),
-                    next_sync=_timestamp(now + timedelta(minutes=minutes)),
-                )
-            self._connectors[connector.id] = advanced
-        return shown
+    @staticmethod
+    def _finished(connector: SimConnector, outcome: SyncOutcome, ended: datetime) -> SimConnector:
+        minutes = connector.run_frequency or DEFAULT_RUN_FREQUENCY
+        # lastSync is the last sync that ran (with or without errors), not one that could not.
+        last_sync = connector.last_sync if outcome.state == "ERROR" else _timestamp(ended)
+        return replace(
+            connector,
+            connector_state=outcome.state,
+            last_error=outcome.error,
+            last_sync=last_sync,
+            next_sync=_timestamp(ended + timedelta(minutes=minutes)),
+        )
+
+
+def _enables(old: SimConnector, changes: ConnectorChanges) -> bool:
+    return old.disabled and changes.disabled is False
+
+
+def _account_type(changes: ConnectorChanges) -> str:
+    """The account type a create request chooses; both flags true is refused."""
+    chosen = [kind for attribute, kind, _ in _ACCOUNT_FLAGS if getattr(changes, attribute) is True]
+    if len(chosen) > 1:
+        raise InvalidRequestError(
+            "isGovCloudConfigured and isChinaConfigured cannot both be true: "
+            "a connector has one account type."
+        )
+    return chosen[0] if chosen else "GLOBAL"
+
+
+def _check_account_type(connector: SimConnector, changes: ConnectorChanges) -> None:
+    """An update may repeat the account type's flags, never change them."""
+    for attribute, kind, flag in _ACCOUNT_FLAGS:
+        sent: bool | Unset = getattr(changes, attribute)
+        if sent is not UNSET and sent != (connector.account_type == kind):
+            raise InvalidRequestError(
+                f"The account type cannot change: {flag} must stay "
+                f"{str(connector.account_type == kind).lower()} for this connector."
+            )
 
 
 def _check_field_names(values: dict[str, Any]) -> None:
@@ -277,15 +417,55 @@ def _normalized(connector: SimConnector) -> SimConnector:
         regions=tuple(connector.regions),
         activation_modules=tuple(connector.activation_modules),
         default_tag_ids=tuple(connector.default_tag_ids),
+        applications=_as_apps(connector.applications),
     )
 
 
-def _apply(connector: SimConnector, changes: ConnectorChanges) -> SimConnector:
+def _as_apps(
+    value: Mapping[str, str | None] | Iterable[str | Sequence[str | None]],
+) -> tuple[App, ...]:
+    """Apps given to seed/modify as a mapping, names or (name, identifier) pairs."""
+    if isinstance(value, Mapping):
+        return tuple(value.items())
+    apps: list[App] = []
+    for item in value:
+        if isinstance(item, str):
+            apps.append((item, None))
+        else:
+            name, identifier = item
+            apps.append((str(name), identifier))
+    return tuple(apps)
+
+
+def _edit_apps(apps: tuple[App, ...], edits: Sequence[CollectionEdit[App]]) -> tuple[App, ...]:
+    """Apps after set/add/remove by name; AI is always on, so a set keeps it."""
+    result = dict(apps)
+    for edit in edits:
+        names = [name for name, _ in edit.items]
+        if edit.action == "remove":
+            if ALWAYS_ON_APPLICATION in names:
+                raise InvalidRequestError(
+                    f"{ALWAYS_ON_APPLICATION} (Asset Inventory) is always on; it cannot be removed."
+                )
+            result = {name: ident for name, ident in result.items() if name not in names}
+            continue
+        if edit.action == "set":
+            result = {}
+        result.update(edit.items)
+    result.setdefault(ALWAYS_ON_APPLICATION, None)
+    return tuple(sorted(result.items(), key=lambda app: APPLICATIONS.index(app[0])))
+
+
+def _apply(
+    connector: SimConnector, changes: ConnectorChanges, *, description_limit: int | None
+) -> SimConnector:
     values: dict[str, Any] = {}
     if changes.name is not UNSET:
         values["name"] = changes.name
     if changes.description is not UNSET:
-        values["description"] = changes.description
+        # Cut silently to the limit, as the UI's field would.
+        cut = changes.description
+        values["description"] = cut[:description_limit] if cut and description_limit else cut
     if changes.arn is not UNSET:
         values["arn"] = changes.arn
         values["aws_account_id"] = account_of(changes.arn)
@@ -297,6 +477,10 @@ def _apply(connector: SimConnector, changes: ConnectorChanges) -> SimConnector:
         values["disabled"] = changes.disabled
     if changes.run_frequency is not UNSET:
         values["run_frequency"] = changes.run_frequency
+    if changes.use_for_cloud_view is not UNSET:
+        values["use_for_cloud_view"] = changes.use_for_cloud_view
+    if changes.applications:
+        values["applications"] = _edit_apps(connector.applications, changes.applications)
     values["regions"] = _edit(connector.regions, changes.regions)
     values["activation_modules"] = _edit(connector.activation_modules, changes.activation_modules)
     values["default_tag_ids"] = _edit(connector.default_tag_ids, changes.default_tag_ids)

@@ -6,6 +6,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEARCH = "/qps/rest/3.0/search/am/awsassetdataconnector"
+CREATE = "/qps/rest/3.0/create/am/awsassetdataconnector"
+COUNT = "/qps/rest/3.0/count/am/awsassetdataconnector"
+AUTH = ("qualys-user", "qualys-password")
 WAIT = 10.0
 
 
@@ -75,13 +79,60 @@ def test_cli_prints_the_url_first_serves_and_exits_cleanly(
     assert "cli-secret" not in errors
 
 
-def test_cli_applies_the_rate_limit(launch: list[subprocess.Popen[str]]) -> None:
-    process = start(launch, "--rate-limit", "1", "--rate-window", "60")
+@pytest.mark.parametrize(
+    ("flags", "limit_header"), [([], None), (["--limit-headers"], "1")], ids=["bare", "headers"]
+)
+def test_cli_applies_the_rate_limit(
+    launch: list[subprocess.Popen[str]], flags: list[str], limit_header: str | None
+) -> None:
+    process = start(launch, "--rate-limit", "1", "--rate-window", "60", *flags)
     base_url = first_line(process)
-    auth = ("qualys-user", "qualys-password")
-    assert requests.post(base_url + SEARCH, auth=auth, timeout=WAIT).status_code == 200
-    blocked = requests.post(base_url + SEARCH, auth=auth, timeout=WAIT)
+    assert requests.post(base_url + SEARCH, auth=AUTH, timeout=WAIT).status_code == 200
+    blocked = requests.post(base_url + SEARCH, auth=AUTH, timeout=WAIT)
     assert blocked.status_code == 409
-    assert blocked.headers["X-RateLimit-Limit"] == "1"
+    assert blocked.headers.get("X-RateLimit-Limit") == limit_header
     process.terminate()
     assert process.wait(timeout=WAIT) == 0
+
+
+def test_cli_applies_latency_account_type_and_description_options(
+    launch: list[subprocess.Popen[str]],
+) -> None:
+    process = start(
+        launch,
+        *("--operation-latency", "count=0.5"),
+        *("--gov-cloud-qualys-account-id", "111111111111"),
+        *("--description-limit", "5"),
+        *("--sync-seconds", "0"),
+    )
+    base_url = first_line(process)
+    body = (
+        b"<ServiceRequest><data><AwsAssetDataConnector><name>gov</name>"
+        b"<description>abcdefgh</description><isGovCloudConfigured>true</isGovCloudConfigured>"
+        b"</AwsAssetDataConnector></data></ServiceRequest>"
+    )
+    started = time.monotonic()
+    created = requests.post(base_url + CREATE, data=body, auth=AUTH, timeout=WAIT)
+    assert time.monotonic() - started < 0.5, "only count is slow"
+    assert b"<qualysAwsAccountId>111111111111</qualysAwsAccountId>" in created.content
+    assert b"<description>abcde</description>" in created.content
+    started = time.monotonic()
+    assert requests.post(base_url + COUNT, auth=AUTH, timeout=WAIT).status_code == 200
+    assert time.monotonic() - started >= 0.5
+    process.terminate()
+    assert process.wait(timeout=WAIT) == 0
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--operation-latency", "purge=1"],
+        ["--operation-latency", "search=soon"],
+        ["--description-limit", "0"],
+    ],
+)
+def test_cli_refuses_bad_options(launch: list[subprocess.Popen[str]], flags: list[str]) -> None:
+    process = start(launch, *flags)
+    assert process.wait(timeout=WAIT) == 2
+    _, errors = process.communicate(timeout=WAIT)
+    assert "error:" in errors

@@ -9,7 +9,7 @@ from typing import TypeVar
 from lxml import etree
 
 from sandbox.qualys.errors import InvalidRequestError
-from sandbox.qualys.models import ACTIVATION_MODULES
+from sandbox.qualys.models import ACTIVATION_MODULES, APPLICATIONS, RUN_FREQUENCIES
 from sandbox.qualys.wire.requests import (
     DEFAULT_LIMIT_RESULTS,
     UNSET,
@@ -26,7 +26,6 @@ NAME_MAX = 255
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
 ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+", re.ASCII)
 REGION_CODE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d")
-RUN_FREQUENCY_RANGE = (60, 1440)
 LIMIT_RESULTS_RANGE = (1, 1000)
 
 OPERATORS = ("EQUALS", "NOT EQUALS", "CONTAINS", "GREATER", "LESSER", "IN")
@@ -41,8 +40,19 @@ SEARCH_FIELDS = (
     "connectorState",
     "qualysAwsAccountId",
 )
-_SCALAR_FIELDS = ("name", "description", "arn", "externalId", "allRegions", "disabled")
+_SCALAR_FIELDS = (
+    "name",
+    "description",
+    "arn",
+    "externalId",
+    "allRegions",
+    "disabled",
+    "isGovCloudConfigured",
+    "isChinaConfigured",
+)
 _COLLECTION_FIELDS = ("endpoints", "activation", "defaultTags")
+# What each version adds: 3.0 has the run frequency and the apps, 2.0 one CloudView flag.
+_VERSION_FIELDS = {"2.0": ("useForCloudView",), "3.0": ("runFrequency", "connectorAppInfos")}
 _READ_ONLY_FIELDS = (
     "id",
     "awsAccountId",
@@ -51,8 +61,6 @@ _READ_ONLY_FIELDS = (
     "lastSync",
     "nextSync",
     "lastError",
-    "isGovCloudConfigured",
-    "isChinaConfigured",
     "isDeleted",
 )
 _COLLECTION_ACTIONS = {"set": "set", "update": "set", "add": "add", "remove": "remove"}
@@ -157,9 +165,7 @@ def _boolean(element: etree._Element) -> bool:
 
 
 def _connector_changes(element: etree._Element, *, version: str) -> ConnectorChanges:
-    writable: tuple[str, ...] = (*_SCALAR_FIELDS, *_COLLECTION_FIELDS)
-    if version == "3.0":
-        writable = (*writable, "runFrequency")
+    writable = (*_SCALAR_FIELDS, *_COLLECTION_FIELDS, *_VERSION_FIELDS[version])
     fields: dict[str, etree._Element] = {}
     _no_text(element)
     for child in element:
@@ -195,6 +201,13 @@ def _connector_changes(element: etree._Element, *, version: str) -> ConnectorCha
         regions=collection("endpoints", "AwsEndpointSimple", _region),
         activation_modules=collection("activation", "ActivationModule", _module),
         default_tag_ids=collection("defaultTags", "TagSimple", _tag_id),
+        applications=tuple(
+            CollectionEdit(edit.action, tuple(app for apps in edit.items for app in apps))
+            for edit in collection("connectorAppInfos", "ConnectorAppInfoQList", _app_list)
+        ),
+        use_for_cloud_view=scalar("useForCloudView", _boolean),
+        gov_cloud=scalar("isGovCloudConfigured", _boolean),
+        china=scalar("isChinaConfigured", _boolean),
     )
 
 
@@ -230,11 +243,9 @@ def _cleared_or_matching(text: str, pattern: re.Pattern[str], problem: str) -> s
 
 
 def _run_frequency(text: str) -> int:
-    low, high = RUN_FREQUENCY_RANGE
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidRequestError(
-            f"runFrequency must be a number of minutes from {low} to {high}, not {text!r}."
-        )
+    if not text.isdigit() or int(text) not in RUN_FREQUENCIES:
+        allowed = ", ".join(str(minutes) for minutes in RUN_FREQUENCIES)
+        raise InvalidRequestError(f"runFrequency must be one of {allowed} minutes, not {text!r}.")
     return int(text)
 
 
@@ -279,6 +290,30 @@ def _module(element: etree._Element) -> str:
             f"ActivationModule must be one of {', '.join(ACTIVATION_MODULES)}, not {module!r}."
         )
     return module
+
+
+def _app_list(element: etree._Element) -> tuple[tuple[str, str | None], ...]:
+    """The apps of one ConnectorAppInfoQList: its ``set`` of ConnectorAppInfo elements."""
+    members = _children(element, ("set",)).get("set")
+    if members is None:
+        raise InvalidRequestError("ConnectorAppInfoQList needs a set of ConnectorAppInfo.")
+    _no_text(members)
+    apps: list[tuple[str, str | None]] = []
+    for info in members:
+        if _tag(info) != "ConnectorAppInfo":
+            raise InvalidRequestError(
+                f"ConnectorAppInfoQList/set accepts ConnectorAppInfo, not {info.tag}."
+            )
+        parts = _children(info, ("name", "identifier"))
+        name_element = parts.get("name")
+        name = _text(name_element).strip() if name_element is not None else ""
+        if name not in APPLICATIONS:
+            raise InvalidRequestError(
+                f"ConnectorAppInfo name must be one of {', '.join(APPLICATIONS)}, not {name!r}."
+            )
+        identifier = parts.get("identifier")
+        apps.append((name, (_text(identifier).strip() or None) if identifier is not None else None))
+    return tuple(apps)
 
 
 def _tag_id(element: etree._Element) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from lxml import etree
 
@@ -62,12 +62,12 @@ def connector_element(connector: SimConnector, *, version: str) -> etree._Elemen
     _optional(element, "externalId", connector.external_id)
     _optional(element, "awsAccountId", connector.aws_account_id)
     _optional(element, "qualysAwsAccountId", connector.qualys_aws_account_id)
-    _leaf(element, "allRegions", str(connector.all_regions).lower())
+    _leaf(element, "allRegions", _boolean(connector.all_regions))
     if connector.regions:
         endpoints = etree.SubElement(etree.SubElement(element, "endpoints"), "list")
         for region in connector.regions:
             _leaf(etree.SubElement(endpoints, "AwsEndpointSimple"), "regionCode", region)
-    _leaf(element, "disabled", str(connector.disabled).lower())
+    _leaf(element, "disabled", _boolean(connector.disabled))
     if connector.activation_modules:
         modules = etree.SubElement(etree.SubElement(element, "activation"), "list")
         for module in connector.activation_modules:
@@ -81,14 +81,14 @@ def connector_element(connector: SimConnector, *, version: str) -> etree._Elemen
     if version == "3.0":
         run_frequency = connector.run_frequency or DEFAULT_RUN_FREQUENCY
         _leaf(element, "runFrequency", str(run_frequency))
+    else:
+        _leaf(element, "useForCloudView", _boolean(connector.use_for_cloud_view))
     _leaf(element, "connectorState", connector.connector_state)
     _optional(element, "lastSync", connector.last_sync)
     _optional(element, "nextSync", connector.next_sync)
     _optional(element, "lastError", connector.last_error)
-    arn_parts = (connector.arn or "").split(":")
-    partition = arn_parts[1] if len(arn_parts) > 2 else "aws"
-    _leaf(element, "isGovCloudConfigured", str(partition == "aws-us-gov").lower())
-    _leaf(element, "isChinaConfigured", str(partition == "aws-cn").lower())
+    _leaf(element, "isGovCloudConfigured", _boolean(connector.account_type == "GOVCLOUD"))
+    _leaf(element, "isChinaConfigured", _boolean(connector.account_type == "CHINA"))
     _leaf(element, "isDeleted", "false")
     if version == "3.0":
         _version3_extras(element, connector)
@@ -98,12 +98,14 @@ def connector_element(connector: SimConnector, *, version: str) -> etree._Elemen
 def _version3_extras(element: etree._Element, connector: SimConnector) -> None:
     # Fields a client does not ask for, nested `list`s included: clients must skip them.
     _leaf(element, "isRemediationEnabled", "false")
+    # One ConnectorAppInfoQList per app, as requests send them; the role ARN stands in for an
+    # identifier the request left out.
     infos = etree.SubElement(etree.SubElement(element, "connectorAppInfos"), "list")
-    app_list = etree.SubElement(etree.SubElement(infos, "ConnectorAppInfoQList"), "list")
-    for app in ("AI", "CI", "CSA"):
-        info = etree.SubElement(app_list, "ConnectorAppInfo")
-        _leaf(info, "name", app)
-        _optional(info, "identifier", connector.arn)
+    for name, identifier in connector.applications:
+        app_set = etree.SubElement(etree.SubElement(infos, "ConnectorAppInfoQList"), "set")
+        info = etree.SubElement(app_set, "ConnectorAppInfo")
+        _leaf(info, "name", name)
+        _optional(info, "identifier", identifier or connector.arn)
     _leaf(element, "isCPSEnabled", "false")
     _leaf(element, "cloudviewUuid", str(uuid.uuid5(uuid.NAMESPACE_OID, str(connector.id))))
     _leaf(element, "isAttachedToOrgConnector", "false")
@@ -114,6 +116,53 @@ def truncated_response(version: str) -> bytes:
     sample = SimConnector(id=1, name="truncated", connector_state="DISABLED", disabled=True)
     whole = success_response(version=version, count=1, connectors=[sample])
     return whole[: whole.index(b"<name>") + len(b"<name>tru")]
+
+
+_BULK_FIRST_ID = 1_000_000_000
+_BULK_ID = b"<id>1000000000</id>"
+_CHUNK_BYTES = 64 * 1024
+
+
+def oversized_response(version: str, size_bytes: int) -> Iterator[bytes]:
+    """A well-formed SUCCESS search answer of exactly ``size_bytes``, as a stream of chunks.
+
+    Its length is known up front, so the answer can carry a Content-Length, and its many
+    connectors are made as they are sent, so the simulator never holds the whole body.
+    """
+    sample = SimConnector(
+        id=_BULK_FIRST_ID,
+        name="bulk",
+        arn="arn:aws:iam::123456789012:role/QualysRole",
+        aws_account_id="123456789012",
+        connector_state="FINISHED_SUCCESS",
+    )
+
+    def parts(count: int) -> tuple[bytes, bytes, bytes]:
+        whole = success_response(version=version, count=count, connectors=[sample], has_more=False)
+        start = whole.index(b"<AwsAssetDataConnector>")
+        end = whole.index(b"</AwsAssetDataConnector>") + len(b"</AwsAssetDataConnector>")
+        return whole[:start], whole[start:end], whole[end:]
+
+    prefix, record, suffix = parts(0)
+    guess = max(0, (size_bytes - len(prefix) - len(suffix)) // len(record))
+    prefix, _, _ = parts(guess)
+    count = max(0, (size_bytes - len(prefix) - len(suffix)) // len(record))
+    prefix, _, _ = parts(count)  # fewer digits than the guess at most: the filler makes up
+    filler = size_bytes - len(prefix) - count * len(record) - len(suffix)
+    if count == 0 or filler < 0 or count > 9 * _BULK_FIRST_ID:
+        raise ValueError(f"an oversized answer cannot be {size_bytes} bytes")
+
+    def chunks() -> Iterator[bytes]:
+        yield prefix
+        per_chunk = max(1, _CHUNK_BYTES // len(record))
+        for first in range(0, count, per_chunk):
+            yield b"".join(
+                record.replace(_BULK_ID, b"<id>%d</id>" % (_BULK_FIRST_ID + n))
+                for n in range(first, min(count, first + per_chunk))
+            )
+        yield b" " * filler + suffix
+
+    return chunks()
 
 
 def _envelope(version: str) -> etree._Element:
@@ -129,6 +178,10 @@ def _leaf(parent: etree._Element, tag: str, text: str) -> etree._Element:
     element = etree.SubElement(parent, tag)
     element.text = text
     return element
+
+
+def _boolean(value: bool) -> str:  # noqa: FBT001 - a formatter, not a flag
+    return "true" if value else "false"
 
 
 def _optional(parent: etree._Element, tag: str, text: str | None) -> None:

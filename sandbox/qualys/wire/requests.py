@@ -42,6 +42,10 @@ class ConnectorChanges:
     regions: tuple[CollectionEdit[str], ...] = ()
     activation_modules: tuple[CollectionEdit[str], ...] = ()
     default_tag_ids: tuple[CollectionEdit[int], ...] = ()
+    applications: tuple[CollectionEdit[tuple[str, str | None]], ...] = ()
+    use_for_cloud_view: bool | Unset = UNSET
+    gov_cloud: bool | Unset = UNSET
+    china: bool | Unset = UNSET
 
 
 @dataclass(frozen=True)
