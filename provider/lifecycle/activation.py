@@ -37,7 +37,6 @@ class ActivationPolicy:
 
 SYNCING: Final = frozenset({"QUEUED", "PENDING", "RUNNING", "PROCESSING"})
 """States of a sync that has not finished (a new connector is QUEUED until its first)."""
-QUEUED: Final = frozenset({"QUEUED", "PENDING"})
 _SYNC_FAILED: Final = frozenset({"ERROR", "FINISHED_ERRORS"})
 _READ_RESERVE: Final = 5.0
 """Seconds a read of the connector needs after a pause in the wait for its sync."""
@@ -50,12 +49,12 @@ def _last_error(connector: Connector) -> str:
     return shorten(connector.last_error, _LAST_ERROR_CHARS, empty="no error given")
 
 
-def _sync_note(state: str | None) -> str | None:
-    if state in QUEUED:
-        return "Queued for first sync."
-    if state in SYNCING:
-        return "The first sync was still running when the provider answered."
-    return None
+def _sync_note(state: str | None, *, waited: bool) -> str | None:
+    if state not in SYNCING:
+        return None
+    if waited:
+        return "The first sync was still running when the time ran out; see it in Qualys."
+    return "Queued for first sync: its result shows in Qualys."
 
 
 def activation_id(connector_id: int) -> str:
@@ -115,7 +114,7 @@ class ActivationResource:
             connector_name=connector.name,
             connector_id=str(props.connector_id),
             state=connector.state,
-            note=_sync_note(connector.state),
+            note=_sync_note(connector.state, waited=props.wait_for_first_sync),
         )
 
     def _activate(self, props: ActivationProperties, deadline: Deadline) -> Connector:

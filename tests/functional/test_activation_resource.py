@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from conftest import Provider, load_event
+from conftest import PASSWORD, USERNAME, Provider, load_event
 from provider.lifecycle import ActivationPolicy
 from provider.markers import marker
-from sandbox.qualys import QualysSimulator, SimConnector
+from sandbox.qualys import Fault, QualysSimulator, SimConnector, SyncOutcome
 from sandbox.slack import SlackReceiver
 
 ROLE = "arn:aws:iam::123456789012:role/qualys-connector-QualysRole-1A2B3C4D5E6F"
@@ -19,7 +19,11 @@ STACK_ID = load_event("connector_create")["StackId"]
 @pytest.fixture
 def provider_options() -> dict[str, Any]:
     """Activation retries in tenths of a second instead of seconds."""
-    return {"activation": ActivationPolicy(max_wait=2.0, first_delay=0.05, max_delay=0.2)}
+    return {
+        "activation": ActivationPolicy(
+            max_wait=2.0, first_delay=0.05, max_delay=0.2, sync_poll=0.05
+        )
+    }
 
 
 def create_connector(provider: Provider, logical_id: str = "QualysConnector") -> str:
@@ -49,7 +53,26 @@ def test_activation_sets_role_and_enables(provider: Provider, qualys: QualysSimu
     connector = qualys.connector(int(connector_id))
     assert connector is not None
     assert (connector.arn, connector.disabled) == (ROLE, False)
-    assert answer.data == {"ConnectorState": "QUEUED"}
+    operations = [r.operation for r in qualys.requests][-3:]
+    assert operations == ["update", "run", "get"], "enabled, then a sync started, then read"
+    assert answer.data == {"ConnectorState": "PROCESSING"}, "the first sync is under way"
+    assert "Queued for first sync" in slack_text(provider)
+
+
+def slack_text(provider: Provider) -> str:
+    return str(provider.slack.wait_for(1)[-1]["attachments"][0]["blocks"])
+
+
+def test_a_broken_trust_without_waiting_answers_success_while_the_sync_runs(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    connector_id = create_connector(provider)
+    qualys.role_checker = lambda _c: "Unable to assume role: AccessDenied"
+
+    answer = provider.send(activation("activation_create", connector_id))
+
+    assert answer.status == "SUCCESS", "without WaitForFirstSync the result is Qualys's to show"
+    assert answer.data["ConnectorState"] == "PROCESSING"
 
 
 def test_role_not_yet_assumable_is_retried_until_it_is(
@@ -64,11 +87,51 @@ def test_role_not_yet_assumable_is_retried_until_it_is(
 
     qualys.role_checker = young_role
 
+    answer = provider.send(activation("activation_create", connector_id, WaitForFirstSync="true"))
+
+    assert answer.status == "SUCCESS", answer.reason
+    assert len(checks) == 3, "each sync checks the role; the third finds it assumable"
+    assert answer.data["ConnectorState"] == "FINISHED_SUCCESS"
+
+
+def test_a_first_sync_with_errors_is_retried_then_fails_with_its_last_error(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    connector_id = create_connector(provider)
+    qualys.script_sync(SyncOutcome.errors("ec2:DescribeRegions denied in 3 regions"), times=100)
+
+    answer = provider.send(activation("activation_create", connector_id, WaitForFirstSync="true"))
+
+    assert answer.status == "FAILED"
+    assert "ec2:DescribeRegions denied in 3 regions" in answer.reason
+    assert sum(r.operation == "run" for r in qualys.requests) > 1, "applied again meanwhile"
+
+
+def test_a_first_sync_still_running_when_the_time_ends_answers_success_saying_so(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with QualysSimulator(users={USERNAME: PASSWORD}, sync_seconds=600.0) as slow_sync:
+        monkeypatch.setenv("QUALYS_API_URL", slow_sync.base_url)
+        provider.new_container()
+        connector_id = create_connector(provider)
+
+        answer = provider.send(
+            activation("activation_create", connector_id, WaitForFirstSync="true"),
+            remaining_ms=10_000,
+        )
+
+    assert answer.status == "SUCCESS", answer.reason
+    assert answer.data["ConnectorState"] == "PROCESSING"
+    assert "still running when the time ran out" in slack_text(provider)
+
+
+def test_a_refused_run_is_logged_not_fatal(provider: Provider, qualys: QualysSimulator) -> None:
+    connector_id = create_connector(provider)
+    qualys.inject("run", Fault.response_code("INVALID_REQUEST", "Connector is busy."))
+
     answer = provider.send(activation("activation_create", connector_id))
 
     assert answer.status == "SUCCESS", answer.reason
-    assert len(checks) == 3
-    assert answer.data["ConnectorState"] != "ERROR"
 
 
 def test_role_never_assumable_fails_with_qualys_last_error_and_real_id(
@@ -77,7 +140,7 @@ def test_role_never_assumable_fails_with_qualys_last_error_and_real_id(
     connector_id = create_connector(provider)
     qualys.role_checker = lambda _c: "Unable to assume role: trust policy lacks the external ID"
 
-    answer = provider.send(activation("activation_create", connector_id))
+    answer = provider.send(activation("activation_create", connector_id, WaitForFirstSync="true"))
 
     assert answer.status == "FAILED"
     assert answer.physical_resource_id == f"{connector_id}/activation"

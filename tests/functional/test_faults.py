@@ -180,22 +180,18 @@ def test_throttled_calls_are_waited_out(provider: Provider) -> None:
     assert elapsed >= 0.5, "the rate window must have been waited out"
 
 
-def test_throttling_longer_than_the_time_left_fails_in_time(provider: Provider) -> None:
-    with (
-        QualysSimulator(users={USERNAME: PASSWORD}, rate_limit=1, rate_window=120.0) as limited,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        patch.setenv("QUALYS_API_URL", limited.base_url)
-        provider.new_container()
-        started = time.monotonic()
-        answer = provider.send(create_event(), remaining_ms=30_000)
-        elapsed = time.monotonic() - started
-        connectors = limited.connectors()
+def test_throttling_longer_than_the_time_left_fails_in_time(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    qualys.inject("create", Fault.http(409, headers={"X-RateLimit-ToWait-Sec": "120"}))
+    started = time.monotonic()
+
+    answer = provider.send(create_event(), remaining_ms=30_000)
 
     assert answer.status == "FAILED"
-    assert "API limit" in answer.reason
-    assert elapsed < 10
-    assert connectors == []
+    assert "Qualys asked to wait 120s (API limit)" in answer.reason
+    assert time.monotonic() - started < 10
+    assert qualys.connectors() == []
 
 
 def test_qualys_slower_than_the_time_left_fails_with_a_real_reason_before_lambda_ends(
