@@ -158,11 +158,12 @@ def test_activation_qualys_cannot_use_fails_and_rollback_leaves_no_connector(
     role_checker: Any,
 ) -> None:
     # A short function timeout: the provider retries an unusable role for its whole budget.
+    # Qualys finds a broken trust when a sync runs: the stack waits for the first one.
     with Sandbox(simulator_options=simulator_options, function_timeout=30) as box:
         if role_checker is not None:
             box.qualys.role_checker = role_checker
         with pytest.raises(StackOperationError) as failure:
-            box.deploy(STACK, parameters)
+            box.deploy(STACK, {**parameters, "WaitForFirstSync": "true"})
 
         assert failure.value.logical_id == "QualysConnectorActivation", case
         assert failure.value.status == "ROLLBACK_COMPLETE", case

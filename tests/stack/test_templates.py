@@ -37,8 +37,16 @@ CONNECTOR_PROPERTIES = {
     "RunFrequencyMinutes",
     "DefaultTagIds",
     "ExternalId",
+    "Applications",
+    "RoleArn",
 }
-ACTIVATION_PROPERTIES = {"ServiceToken", "ServiceTimeout", "ConnectorId", "RoleArn"}
+ACTIVATION_PROPERTIES = {
+    "ServiceToken",
+    "ServiceTimeout",
+    "ConnectorId",
+    "RoleArn",
+    "WaitForFirstSync",
+}
 ATTRIBUTES = {
     "Custom::QualysConnector": {"ConnectorId", "ConnectorName", "ExternalId", "QualysAwsAccountId"},
     "Custom::QualysConnectorActivation": {"ConnectorState"},
@@ -65,6 +73,7 @@ CONNECTOR_PARAMETERS = {
     "CodeS3Key",
     "LogRetentionInDays",
     "LogLevel",
+    "WaitForFirstSync",
 }
 CONNECTOR_OUTPUTS = {"ConnectorId", "ExternalId", "QualysAwsAccountId", "RoleArn", "ConnectorState"}
 PROVIDER_ENVIRONMENT = {
@@ -508,7 +517,9 @@ def test_platform_mapping_is_the_reference_table(connector_template: dict[str, A
 def test_platform_table_matches_the_qualys_reference() -> None:
     needs_reference()
     rows = reference_table("Authentication and platforms")
-    assert {row[0]: row[1].strip("`") for row in rows} == PLATFORM_API_URLS
+    # The first URL of each row (GOV1's also names a gateway).
+    urls = {row[0]: re.findall(r"`(https://[^`]+)`", row[1])[0] for row in rows}
+    assert urls == PLATFORM_API_URLS
 
 
 def test_role_actions_match_the_qualys_reference() -> None:
