@@ -155,7 +155,7 @@ class QualysClient:
         credentials: Credentials,
         api_version: ApiVersion = ApiVersion.V3,
         connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        read_timeout: float = 40.0,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
