@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LAMBDA_ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.12
 
-.PHONY: help venv lint typecheck test unit demo package cfn-lint bench clean
+.PHONY: help venv lint typecheck test unit demo reliability package cfn-lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: lint typecheck $(CHECKOV_STAMP) ## lint, type-check and run every test wit
 
 demo: $(STAMP) ## deploy, update and delete the connector stack in the local sandbox
 	$(BIN)/python -m sandbox demo
+
+reliability: $(STAMP) ## the fault matrix: every operation under every fault, judged
+	$(BIN)/python -m sandbox reliability
 
 unit: $(STAMP) ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit -q

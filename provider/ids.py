@@ -13,6 +13,14 @@ from typing import Final
 ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
 """An AWS account id."""
 QUALYS_ID: Final = re.compile(r"[0-9]{1,19}")
-"""A Qualys id (a connector, a tag): a positive long."""
+"""A Qualys id's digits (a connector, a tag): a positive long, see ``is_qualys_id``."""
+MAX_QUALYS_ID: Final = 2**63 - 1
+
+
+def is_qualys_id(text: str) -> bool:
+    """Whether ``text`` names a Qualys object: ASCII digits of a long from 1 up."""
+    return QUALYS_ID.fullmatch(text) is not None and 0 < int(text) <= MAX_QUALYS_ID
+
+
 ACTIVATION_ID: Final = re.compile(r"([0-9]{1,19})/activation")
 """The PhysicalResourceId of a connector's activation."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provider.errors import PropertyError
-from provider.ids import QUALYS_ID
+from provider.ids import is_qualys_id
 
 ACTIVATION_MODULES = ("VM", "PC", "SCA", "CLOUDVIEW", "CERTVIEW")
 DEFAULT_ACTIVATION_MODULES = ("VM",)
@@ -37,7 +37,7 @@ _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
 _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 # Characters XML 1.0 cannot carry, so Qualys could never store them.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def generate_external_id() -> str:
@@ -45,6 +45,12 @@ def generate_external_id() -> str:
     first not 0, which every rule Qualys tenants have enforced accepts (9 to 90 digits)."""
     low = 10 ** (EXTERNAL_ID_DIGITS - 1)
     return str(low + secrets.randbelow(9 * low))
+
+
+def _code(text: str) -> str:
+    """An enumeration's value in any case, ASCII only: some non-ASCII letters upper-case
+    to ASCII ones (the dotless i, the long s)."""
+    return text.upper() if text.isascii() else text
 
 
 def _check_known(raw: object, known: frozenset[str]) -> Mapping[str, Any]:
@@ -123,7 +129,7 @@ def _role_arn(raw: Mapping[str, Any], name: str, *, required: bool) -> str | Non
 
 
 def _applications(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    given = tuple(a.upper() for a in _items(raw, "Applications") or ())
+    given = tuple(_code(a) for a in _items(raw, "Applications") or ())
     if not given:
         return ASSET_INVENTORY
     unknown = [a for a in given if a not in APPLICATIONS]
@@ -182,7 +188,7 @@ class ConnectorProperties:
         if not all_regions and not regions:
             raise PropertyError("Regions", "must name at least one region when AllRegions is false")
 
-        modules = tuple(m.upper() for m in _items(raw, "ActivationModules") or ())
+        modules = tuple(dict.fromkeys(_code(m) for m in _items(raw, "ActivationModules") or ()))
         for module in modules:
             if module not in ACTIVATION_MODULES:
                 raise PropertyError(
@@ -194,7 +200,7 @@ class ConnectorProperties:
 
         tag_ids = _items(raw, "DefaultTagIds") or ()
         for tag_id in tag_ids:
-            if not QUALYS_ID.fullmatch(tag_id):
+            if not is_qualys_id(tag_id):
                 raise PropertyError("DefaultTagIds", f"must hold Qualys tag ids; {tag_id!r} is not")
 
         external_id = _text(raw, "ExternalId", required=False, max_length=1224) or None
@@ -228,7 +234,7 @@ class ConnectorProperties:
 def parse_connector_id(value: object, *, name: str = "ConnectorId") -> int:
     """A Qualys connector id: digits only."""
     text = value.strip() if isinstance(value, str) else None
-    if not text or not QUALYS_ID.fullmatch(text):
+    if not text or not is_qualys_id(text):
         raise PropertyError(name, "must be a Qualys connector id (digits)")
     return int(text)
 

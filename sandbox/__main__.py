@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sandbox import demo
+from sandbox import demo, reliability
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,15 @@ def _parser() -> argparse.ArgumentParser:
             "Exits non-zero, naming the step, if a step did not happen."
         ),
     )
+    commands.add_parser(
+        "reliability",
+        help="run the fault matrix: every operation under every fault the simulator scripts",
+        description=(
+            "Every operation of both resource types under every fault the Qualys simulator "
+            "can script, plus duplicates, rollbacks and IAM propagation; prints a table and "
+            "exits non-zero if a cell left an orphan, a duplicate, a leak or a bad answer."
+        ),
+    )
     return parser
 
 
@@ -36,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "demo":
         demo.quiet_logging()
         return demo.run(sys.stdout)
+    if arguments.command == "reliability":
+        demo.quiet_logging()
+        return reliability.run(sys.stdout)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

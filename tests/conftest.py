@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,12 @@ from provider.handler import Container
 from sandbox.cfn_responses import CfnResponse, ResponseCollector
 from sandbox.qualys import QualysSimulator
 from sandbox.slack import SlackReceiver
+
+# Hypothesis caches its Unicode tables in ./.hypothesis unless told otherwise: keep the
+# tree clean (an explicit setting wins).
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "qualys-provider-hypothesis")
+)
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "eu-west-1"

@@ -386,9 +386,11 @@ class ConnectorResource:
         )
 
     def _delete(self, connector_id: int, deadline: Deadline) -> None:
+        """Delete a connector just read; answer only when it is certainly gone."""
         try:
             self._api.delete(connector_id, deadline=deadline.reserving(self._lookup_reserve))
         except QualysNotFoundError:
+            self._confirm_gone(connector_id, deadline)
             return
         except _UNKNOWN_OUTCOME as error:
             logger.warning("Outcome of delete unknown (%s); looking it up", type(error).__name__)
@@ -400,8 +402,21 @@ class ConnectorResource:
             try:
                 self._api.delete(connector_id, deadline=deadline)
             except QualysNotFoundError:
+                self._confirm_gone(connector_id, deadline)
                 return
         logger.info("Deleted connector %s", connector_id)
+
+    def _confirm_gone(self, connector_id: int, deadline: Deadline) -> None:
+        """A delete answered "no such connector" for one read a moment ago: gone meanwhile,
+        or an answer that cannot be trusted, which must not end in a silent orphan."""
+        try:
+            self._api.get(connector_id, deadline=deadline)
+        except QualysNotFoundError:
+            return
+        raise QualysResponseError(
+            f"Qualys answered that connector {connector_id} does not exist, yet still shows it:"
+            " delete again"
+        )
 
     def _delete_after_failed_create(self, request: Request, deadline: Deadline) -> Result:
         """The id is crhelper's (after a failed Create) or one CloudFormation made up.

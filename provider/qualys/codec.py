@@ -174,13 +174,20 @@ def search_request(criteria: Sequence[Criterion], *, limit: int) -> bytes:
 
 
 def _text(element: etree._Element | None, path: str) -> str | None:
+    """A code, number, flag or date: surrounding whitespace is layout, not value."""
+    text = _exact_text(element, path)
+    return text.strip() or None if text is not None else None
+
+
+def _exact_text(element: etree._Element | None, path: str) -> str | None:
+    """Text a person wrote (a name, a description, an external ID), exactly as stored:
+    a name that ends in a space is another name, and look-ups compare names."""
     if element is None:
         return None
     found = element.find(path)
-    if found is None or found.text is None:
+    if found is None or not found.text:
         return None
-    text = found.text.strip()
-    return text or None
+    return found.text
 
 
 def _int(value: str | None, what: str) -> int | None:
@@ -211,10 +218,10 @@ def parse_connector(element: etree._Element) -> Connector:
     tag_ids = _texts(element, "defaultTags//TagSimple/id")
     return Connector(
         id=connector_id,
-        name=_text(element, "name"),
-        description=_text(element, "description"),
+        name=_exact_text(element, "name"),
+        description=_exact_text(element, "description"),
         arn=_text(element, "arn"),
-        external_id=_text(element, "externalId"),
+        external_id=_exact_text(element, "externalId"),
         aws_account_id=_text(element, "awsAccountId"),
         qualys_aws_account_id=_text(element, "qualysAwsAccountId"),
         all_regions=_boolean(_text(element, "allRegions")),

@@ -817,17 +817,17 @@ NOT_DELETED: Final = "Not deleted: the connector was not created by this stack."
             0,
         ),
         case(
-            "resent delete finds it gone",
+            "resent delete finds it gone: confirmed by a read",
             both(own, fails("delete", timeout()), fails("delete", gone(), happened=True, after=1)),
             None,
-            ["get", "delete", "get", "delete"],
+            ["get", "delete", "get", "delete", "get"],
             0,
         ),
         case(
-            "gone between the read and the delete",
+            "gone between the read and the delete: confirmed by a read",
             both(own, fails("delete", gone(), happened=True)),
             None,
-            ["get", "delete"],
+            ["get", "delete", "get"],
             0,
         ),
     ],
@@ -879,6 +879,17 @@ def test_delete_by_connector_id_warns_of_what_a_person_should_check(
     assert result.warning is not None, case
     assert result.warning.startswith(warning), f"{case}: {result.warning}"
     assert len(fake.connectors) == left, case
+
+
+def test_a_delete_answered_not_found_for_a_connector_qualys_still_shows_fails() -> None:
+    fake = FakeQualys()
+    own(fake)
+    fake.fail_next("delete", gone())  # Qualys says "no such connector", and deletes nothing
+
+    with pytest.raises(QualysResponseError, match="does not exist, yet still shows it"):
+        resource(fake).delete(connector_request("Delete", physical_id="1"), NEVER)
+
+    assert list(fake.connectors) == [1], "FAILED, so the stack can delete it again"
 
 
 def test_delete_leaves_another_stacks_connector_even_when_its_role_is_in_this_account() -> None:

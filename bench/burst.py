@@ -1,0 +1,195 @@
+"""The onboarding burst: N accounts at once, each a cold process, against Qualys's two slots.
+
+    python -m bench.burst [--accounts 40] [--latency 0.2] [--limit-headers]
+
+Each account is a new Python process, as a cold Lambda container is: it imports the
+handler, reads its secrets (moto, in that process), and sends the connector Create and then
+the activation Create through crhelper's real send path, as CloudFormation would, to one
+Qualys simulator that admits 2 concurrent calls with a per-call latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "tests" / "events"
+USER, PASSWORD = "bench", "bench-password"
+SLOTS = 2
+
+
+def _event(name: str, **changes: Any) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    loaded.update(changes, RequestId=str(uuid.uuid4()))
+    return loaded
+
+
+class _SecretsManager:
+    """Secrets Manager as a cold container meets it, without moto's start-up cost, which a
+    Lambda container does not pay and which would hide the provider's own."""
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803, ARG002 - boto3's
+        return {"SecretString": json.dumps({"username": USER, "password": PASSWORD})}
+
+
+def worker(api_url: str, account: str) -> dict[str, Any]:
+    """One account's stack: connector Create, then activation Create, in this process."""
+    from provider.credentials import SecretStore  # noqa: PLC0415 - the cold start is measured
+    from provider.handler import Container  # noqa: PLC0415
+    from sandbox.cfn_responses import ResponseCollector  # noqa: PLC0415
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="eu-west-1",
+        AWS_REGION="eu-west-1",
+        QUALYS_API_URL=api_url,
+        QUALYS_CREDENTIALS_SECRET_ID="bench/qualys",
+    )
+    secrets = SecretStore(lambda _config: _SecretsManager())
+
+    class Context:
+        function_name = "qualys-connector-provider"
+        aws_request_id = "bench"
+        memory_limit_in_mb = 256
+        invoked_function_arn = f"arn:aws:lambda:eu-west-1:{account}:function:bench"
+        ends = time.monotonic() + 300
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.ends - time.monotonic()) * 1000)
+
+    stack = f"arn:aws:cloudformation:eu-west-1:{account}:stack/burst/{uuid.uuid4()}"
+    collector = ResponseCollector()
+    with collector.capture():
+        name = f"aws-{account}"
+        create = _event("connector_create", StackId=stack)
+        create["ResourceProperties"]["ConnectorName"] = name
+        Container(os.environ, secrets=secrets, sleep_on_delete=0)(create, Context())
+        created = collector.responses[-1]
+        answers = [created.status]
+        reason = created.reason
+        if created.status == "SUCCESS":
+            activate = _event("activation_create", StackId=stack)
+            activate["ResourceProperties"].update(
+                ConnectorId=created.physical_resource_id,
+                RoleArn=f"arn:aws:iam::{account}:role/qualys-connector-eu-west-1",
+            )
+            Container(os.environ, secrets=secrets, sleep_on_delete=0)(activate, Context())
+            answers.append(collector.responses[-1].status)
+            reason = collector.responses[-1].reason
+    return {"answers": answers, "reason": reason}
+
+
+def _cpu_seconds() -> float:
+    """CPU used so far by this process (the simulator's threads) and its ended children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What one burst did."""
+
+    accounts: int
+    succeeded: int
+    makespan: float
+    cpu_seconds: float
+    calls: Counter[str]
+    accepted: int
+    rejected: int
+    reasons: Counter[str]
+
+
+def burst(*, accounts: int, latency: float, limit_headers: bool) -> Burst:
+    """Start ``accounts`` worker processes at once against one simulator; wait for all."""
+    from sandbox.qualys import QualysSimulator  # noqa: PLC0415
+
+    with QualysSimulator(
+        users={USER: PASSWORD},
+        concurrency_limit=SLOTS,
+        latency=latency,
+        limit_headers=limit_headers,
+    ) as qualys:
+        before = _cpu_seconds()
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.burst", "--worker", qualys.base_url, f"{i:012d}"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(100_000_000_000, 100_000_000_000 + accounts)
+        ]
+        results = [
+            json.loads(p.communicate()[0] or '{"answers": [], "reason": "crashed"}')
+            for p in processes
+        ]
+        makespan = time.monotonic() - started
+        cpu = _cpu_seconds() - before
+        requests = qualys.requests
+    blocked = sum(r.status in (409, 429) for r in requests)
+    return Burst(
+        accounts=accounts,
+        succeeded=sum(r["answers"] == ["SUCCESS", "SUCCESS"] for r in results),
+        makespan=makespan,
+        cpu_seconds=cpu,
+        calls=Counter(r.operation or "?" for r in requests if r.status not in (409, 429)),
+        accepted=len(requests) - blocked,
+        rejected=blocked,
+        reasons=Counter(r["reason"] for r in results if r["answers"] != ["SUCCESS", "SUCCESS"]),
+    )
+
+
+def print_burst(result: Burst, *, latency: float, headers: bool) -> None:
+    """The burst's figures, as ``make bench`` prints them."""
+    per_account = result.accepted / max(result.accounts, 1)
+    slot_bound = result.accounts * per_account * latency / SLOTS
+    cpu_bound = result.cpu_seconds / (os.cpu_count() or 1)
+    bound = max(slot_bound, cpu_bound)
+    mode = "limit headers (ToWait 0 on a concurrency block)" if headers else "no limit headers"
+    print(f"Burst: {result.accounts} accounts at once, {SLOTS} Qualys slots, {latency}s a call,")
+    print(f"  {mode}")
+    print(f"{'  succeeded':<44} {result.succeeded:>8} / {result.accounts}")
+    print(f"{'  makespan':<44} {result.makespan:8.1f} s")
+    print(f"{'  bound of the 2 slots (N x calls x latency / 2)':<44} {slot_bound:8.1f} s")
+    print(f"{'  bound of the CPU (all CPU used / cores)':<44} {cpu_bound:8.1f} s")
+    print(f"{'  makespan / larger bound':<44} {result.makespan / bound if bound else 0:8.2f} x")
+    print(f"{'  calls accepted / rejected (409)':<44} {result.accepted:>8} / {result.rejected}")
+    print(f"{'  rejected per accepted call':<44} {result.rejected / max(result.accepted, 1):8.2f}")
+    calls = ", ".join(f"{op} {n / result.accounts:.1f}" for op, n in sorted(result.calls.items()))
+    print(f"  accepted calls per account: {calls}")
+    for reason, count in result.reasons.most_common(3):
+        print(f"  failed x{count}: {reason}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (also the worker's)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=40)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--limit-headers", action="store_true")
+    parser.add_argument("--worker", nargs=2, metavar=("API_URL", "ACCOUNT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return 0
+    result = burst(accounts=args.accounts, latency=args.latency, limit_headers=args.limit_headers)
+    print_burst(result, latency=args.latency, headers=args.limit_headers)
+    return 0 if result.succeeded == result.accounts else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
