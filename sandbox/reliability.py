@@ -205,14 +205,13 @@ class _Stack:
         self.answers.append(answers[0])
         return answers[0]
 
-    def connector(self, request_type: str, **properties: Any) -> CfnResponse:
+    def connector(self, request_type: str) -> CfnResponse:
         changes: dict[str, Any] = {}
         if self.connector_id is not None:
             changes["PhysicalResourceId"] = self.connector_id
         answer = self.send(f"connector_{_template(request_type)}", request_type, **changes)
         if request_type == "Create":
             self.connector_id = answer.physical_resource_id
-        del properties
         return answer
 
     def activation(self, request_type: str) -> CfnResponse:
@@ -358,25 +357,27 @@ def _duplicate_delivery(stack: _Stack) -> None:
     stack.send(event_name, "Create")
     again = stack.send(event_name, "Create")
     if len(stack.own()) != 1:
-        stack.stand.qualys.connectors()
         raise AssertionError(f"{len(stack.own())} connectors after a repeated Create")
     stack.connector_id = again.physical_resource_id
     stack.connector("Delete")
+
+
+def _activate_waiting_for_the_first_sync(stack: _Stack) -> CfnResponse:
+    event: dict[str, Any] = json.loads((EVENTS / "activation_create.json").read_text())
+    properties = {
+        **event["ResourceProperties"],
+        "ConnectorId": stack.connector_id,
+        "RoleArn": ROLE,
+        "WaitForFirstSync": "true",
+    }
+    return stack.send("activation_create", "Create", ResourceProperties=properties)
 
 
 def _rollback_after_failed_activation(stack: _Stack) -> None:
     stack.connector("Create")
     stack.stand.qualys.role_checker = lambda _c: "Unable to assume role: AccessDenied"
     try:
-        template = "activation_create"
-        event: dict[str, Any] = json.loads((EVENTS / f"{template}.json").read_text())
-        properties = {
-            **event["ResourceProperties"],
-            "ConnectorId": stack.connector_id,
-            "RoleArn": ROLE,
-            "WaitForFirstSync": "true",
-        }
-        failed = stack.send(template, "Create", ResourceProperties=properties)
+        failed = _activate_waiting_for_the_first_sync(stack)
     finally:
         stack.stand.qualys.role_checker = None
     if failed.status != "FAILED" or "AccessDenied" not in failed.reason:
@@ -388,15 +389,7 @@ def _rollback_after_failed_activation(stack: _Stack) -> None:
 def _iam_propagation(stack: _Stack) -> None:
     stack.connector("Create")
     stack.stand.qualys.script_sync(SyncOutcome.failed("Unable to assume role: not yet"), times=2)
-    template = "activation_create"
-    event: dict[str, Any] = json.loads((EVENTS / f"{template}.json").read_text())
-    properties = {
-        **event["ResourceProperties"],
-        "ConnectorId": stack.connector_id,
-        "RoleArn": ROLE,
-        "WaitForFirstSync": "true",
-    }
-    answer = stack.send(template, "Create", ResourceProperties=properties)
+    answer = _activate_waiting_for_the_first_sync(stack)
     if answer.status != "SUCCESS":
         raise AssertionError(f"IAM propagation not waited out: {answer.reason}")
     stack.activation("Delete")
