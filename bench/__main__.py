@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import boto3
 from lxml import etree
 from moto import mock_aws
 
+from bench import burst
 from provider import handler
 from provider.qualys import codec
 from provider.qualys.models import ApiVersion, ConnectorChanges
@@ -134,6 +136,7 @@ def lifecycle(rounds: int = 20) -> None:
         return loaded
 
     samples: dict[str, list[float]] = {}
+    calls_by_request: dict[str, Counter[str | None]] = {}
     collector = ResponseCollector()
     with (
         mock_aws(),
@@ -163,7 +166,11 @@ def lifecycle(rounds: int = 20) -> None:
                 label: str, payload: dict[str, Any], run: handler.Container = container
             ) -> dict[str, Any]:
                 started = time.perf_counter()
+                before = len(qualys.requests)
                 run(payload, Context())
+                calls_by_request.setdefault(label, Counter()).update(
+                    r.operation for r in qualys.requests[before:]
+                )
                 samples.setdefault(label, []).append(time.perf_counter() - started)
                 answer = collector.responses[-1]
                 if answer.status != "SUCCESS":
@@ -189,11 +196,17 @@ def lifecycle(rounds: int = 20) -> None:
                 "Delete connector",
                 event("connector_delete", StackId=stack, PhysicalResourceId=connector_id),
             )
-        calls = len(qualys.requests)
         posts = len(slack.messages)
     for label, values in samples.items():
         report(label, values)
-    print(f"{'Qualys calls per stack lifecycle':<44} {calls / rounds:8.1f}")
+    lifecycle_calls = 0.0
+    for label, calls in calls_by_request.items():
+        count = sum(calls.values()) / rounds
+        if label != "Update connector":
+            lifecycle_calls += count
+        by_operation = ", ".join(f"{op} {n / rounds:.0f}" for op, n in sorted(calls.items()))
+        print(f"{'  Qualys calls of ' + label:<44} {count:8.1f}  ({by_operation})")
+    print(f"{'Qualys calls per lifecycle (no Update)':<44} {lifecycle_calls:8.1f}")
     print(f"{'Slack messages per stack lifecycle':<44} {posts / rounds:8.1f}")
 
 
@@ -218,6 +231,7 @@ def main() -> None:
     xml_codec()
     lifecycle()
     package_size()
+    burst.run()
 
 
 if __name__ == "__main__":
