@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -131,3 +132,53 @@ def test_a_missing_credentials_secret_is_named_in_the_reason(
     assert answer.status == "FAILED"
     assert "qualys/credentials" in answer.reason
     assert "does not exist" in answer.reason
+
+
+def test_an_answer_that_trickles_in_is_cut_off_by_the_deadline_not_crhelpers_timer(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    created = provider.send(create_event())
+    activation = load_event("activation_create")
+    activation["ResourceProperties"]["ConnectorId"] = created.physical_resource_id
+    qualys.inject("update", Fault.trickle(pause=1.0))
+    started = time.monotonic()
+
+    answer = provider.send(activation, remaining_ms=8_000)
+
+    assert answer.status == "FAILED"
+    assert answer.reason != "Execution timed out"
+    assert answer.physical_resource_id == f"{created.physical_resource_id}/activation"
+    assert time.monotonic() - started < 8.0, "answered before the Lambda deadline"
+
+
+def test_an_enormous_answer_is_refused_without_reading_it_all(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    qualys.inject("search", Fault.oversized(64 * 1024 * 1024), times=10)
+
+    answer = provider.send(create_event())
+
+    # The create happened; the look-up after it cannot be read, so the new one is used.
+    assert answer.status == "SUCCESS", answer.reason
+    assert len(qualys.connectors()) == 1
+
+
+def test_a_get_answered_with_another_connector_never_deletes_or_spares_the_wrong_one(
+    provider: Provider, qualys: QualysSimulator
+) -> None:
+    created = provider.send(create_event())
+    other = qualys.seed(name="someone else's", description="no marker")
+    answer_about_other = (
+        "<ServiceResponse><responseCode>SUCCESS</responseCode><count>1</count><data>"
+        f"<AwsAssetDataConnector><id>{other.id}</id><name>x</name></AwsAssetDataConnector>"
+        "</data></ServiceResponse>"
+    )
+    qualys.inject("get", Fault.http(200, body=answer_about_other), times=10)
+    delete = load_event("connector_delete")
+    delete["PhysicalResourceId"] = created.physical_resource_id
+
+    answer = provider.send(delete)
+
+    assert answer.status == "FAILED", "a mismatched answer is a protocol error, not a SUCCESS"
+    assert "answered get of connector" in answer.reason
+    assert {c.id for c in qualys.connectors()} == {int(created.physical_resource_id), other.id}
