@@ -6,7 +6,8 @@ prerequisites stack would have made in the central account (a KMS key, the crede
 and Slack secrets, a code bucket with a zip), then deploys ``templates/qualys-connector.yaml``
 through moto's CloudFormation. moto sends only the Create of a custom resource and ignores
 a FAILED answer; ``sandbox.cloudformation.engine.CloudFormationEngine`` plays CloudFormation's
-part for everything else (rollback, Update, Delete).
+part for everything else (rollback, Update, Delete). A stack in a GovCloud or China region
+gets its own partition's ``AWS::Partition`` (moto's is always ``aws``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import boto3
 from crhelper import CfnResource
 from moto import mock_aws
 from moto.cloudformation.models import Stack, cloudformation_backends
+from moto.cloudformation.parsing import ResourceMap
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.iam.models import Role, iam_backends
 
 from sandbox.cfn_responses import ResponseCollector
 from sandbox.cloudformation.engine import (
@@ -39,6 +42,7 @@ from sandbox.cloudformation.engine import (
     StackOperationError,
     as_account,
 )
+from sandbox.cloudformation.template import resolved_properties
 from sandbox.iam_check import MotoRoleChecker
 from sandbox.moto_patches import Handler, InProcessLambda, patched_moto
 from sandbox.qualys import QualysSimulator
@@ -55,6 +59,11 @@ QUALYS_USERNAME: Final = "sandbox_api_user"
 CODE_KEY: Final = "qualys-connector/qualys-connector-provider-sandbox.zip"
 _LIST_TYPES: Final = ("CommaDelimitedList", "List<")
 _UNSUPPORTED: Final = re.compile(r"Tried to parse (\S+) but it's not supported")
+_ROLE_ARN: Final = re.compile(
+    r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$"
+)
+#: ``AWS::URLSuffix`` of each partition.
+_URL_SUFFIXES: Final = {"aws-cn": "amazonaws.com.cn"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,14 @@ class StackView:
     parameters: dict[str, str]
     outputs: dict[str, str]
     custom_resources: dict[str, CustomResourceRecord]
+
+
+@dataclass(frozen=True)
+class RolePermissions:
+    """What an IAM role may do: its managed policy ARNs and its inline policy documents."""
+
+    managed_policy_arns: tuple[str, ...]
+    inline_policies: dict[str, dict[str, Any]]
 
 
 class Sandbox:
@@ -136,6 +153,7 @@ class Sandbox:
 
     def _start(self) -> None:
         self._exit.enter_context(mock_aws())
+        self._exit.enter_context(_partition_pseudo_parameters())
         self._exit.enter_context(
             patched_moto(runtime=self.runtime, dispatcher=self.engine.dispatch_create)
         )
@@ -372,14 +390,28 @@ class Sandbox:
     # -- reading AWS --
 
     def role_trust_policy(self, role_arn: str) -> dict[str, Any]:
-        """The trust policy of a role, as IAM returns it."""
-        account = role_arn.split(":")[4]
-        with as_account(account):
-            role = boto3.client("iam", region_name=self.region).get_role(
-                RoleName=role_arn.rsplit("/", 1)[1]
-            )["Role"]
-        document = role["AssumeRolePolicyDocument"]
-        return json.loads(document) if isinstance(document, str) else dict(document)
+        """The trust policy of a role, as IAM stores it."""
+        return _policy_document(_moto_role(role_arn).assume_role_policy_document)
+
+    def role_permissions(self, view: StackView, logical_id: str = "QualysRole") -> RolePermissions:
+        """What a stack's role may do: its managed and its inline policies."""
+        stack = self._moto_stack(view.stack_id, view.account_id)
+        role = stack.resource_map._parsed_resources.get(logical_id)
+        if role is None:
+            raise LookupError(f"stack {view.name} has no resource {logical_id}")
+        if not isinstance(role, Role):
+            raise TypeError(f"{logical_id} of stack {view.name} is not an IAM role")
+        # moto 5.2.5 attaches no ManagedPolicyArns of a stack's role (and loads no AWS
+        # managed policy to attach): the stack's own resolved list stands in for IAM's.
+        declared = resolved_properties(stack.template_dict, logical_id, stack.resource_map).get(
+            "ManagedPolicyArns"
+        )
+        return RolePermissions(
+            managed_policy_arns=tuple(sorted({*(declared or ()), *role.managed_policies})),
+            inline_policies={
+                name: _policy_document(document) for name, document in role.policies.items()
+            },
+        )
 
     @contextmanager
     def _moto_warnings(self) -> Iterator[None]:
@@ -399,6 +431,42 @@ class Sandbox:
 
     def _cloudformation(self) -> Any:
         return boto3.client("cloudformation", region_name=self.region)
+
+
+@contextmanager
+def _partition_pseudo_parameters() -> Iterator[None]:
+    """``AWS::Partition`` and ``AWS::URLSuffix`` of the stack's own partition.
+
+    moto 5.2.5 gives every stack ``aws`` and ``amazonaws.com``, even in GovCloud and China
+    where its StackIds and role ARNs are ``aws-us-gov`` and ``aws-cn``: a template's
+    ``arn:${AWS::Partition}:...`` (the role's trust principal among them) would then name
+    the commercial partition.
+    """
+    original = ResourceMap.__init__
+
+    def init(self: ResourceMap, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        partition = self.stack_id.split(":")[1]
+        self._parsed_resources["AWS::Partition"] = partition
+        self._parsed_resources["AWS::URLSuffix"] = _URL_SUFFIXES.get(partition, "amazonaws.com")
+
+    with mock.patch.object(ResourceMap, "__init__", init):
+        yield
+
+
+def _moto_role(role_arn: str) -> Role:
+    # From moto's backend, not boto3: moto files a boto3 IAM call in GovCloud under the
+    # commercial partition (it reads the region "us-gov" off iam.us-gov.amazonaws.com),
+    # where the stack's role is not.
+    match = _ROLE_ARN.match(role_arn)
+    if match is None:
+        raise ValueError(f"not an IAM role ARN: {role_arn}")
+    role: Role = iam_backends[match["account"]][match["partition"]].get_role(match["name"])
+    return role
+
+
+def _policy_document(document: str | dict[str, Any]) -> dict[str, Any]:
+    return json.loads(document) if isinstance(document, str) else dict(document)
 
 
 def _parameter_text(value: Any) -> str:

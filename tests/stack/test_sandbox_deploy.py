@@ -181,18 +181,83 @@ def test_activation_qualys_cannot_use_fails_and_rollback_leaves_no_connector(
         box.delete(STACK)
 
 
-def test_demo_runs_every_step_and_prints_no_secret() -> None:
+@pytest.fixture(scope="module")
+def demo_output() -> tuple[int, str]:
     out = io.StringIO()
-
     status = demo.run(out)
+    return status, out.getvalue()
 
-    text = out.getvalue()
+
+def _sections(text: str) -> dict[str, str]:
+    """The demo's output by step ("2": the deploy step's lines, and so on)."""
+    parts = re.split(r"^\[(\d)/\d\] ", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_demo_runs_every_step_and_prints_no_secret(demo_output: tuple[int, str]) -> None:
+    status, text = demo_output
+
     assert status == 0, text
-    for step in ("[2/4] deploy", "[3/4] update", "[4/4] delete", "Demo complete"):
+    for step in (
+        "[2/6] deploy",
+        "[3/6] the first sync",
+        "[4/6] deploy in account 333333333333 with WaitForFirstSync=true",
+        "[5/6] update",
+        "[6/6] delete",
+        "Demo complete",
+    ):
         assert step in text
     assert "Connectors left in Qualys: 0" in text
     assert "/services/" not in text, "the Slack webhook URL was printed"
     assert "X-Amz-Signature" not in text
+    assert "password" not in text.lower()
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_demo_shows_a_cspm_and_an_asset_inventory_connector_side_by_side(
+    demo_output: tuple[int, str],
+) -> None:
+    deploy = _sections(demo_output[1])["2"]
+    cspm, inventory = deploy.split("account 222222222222")
+    cspm_role = "arn:aws:iam::111111111111:role/qualys-connector-us-east-1"
+    inventory_role = "arn:aws:iam::222222222222:role/qualys-connector-us-east-1"
+
+    assert "account 111111111111, PermissionSet=CSPM" in cspm
+    for app in ("AI", "CI", "CSA"):
+        assert re.search(rf"app {app} +{re.escape(cspm_role)}", cspm), app
+    assert "managed         arn:aws:iam::aws:policy/SecurityAudit" in cspm
+    assert re.search(rf"app AI +{re.escape(inventory_role)}", inventory)
+    assert "app CI" not in inventory
+    assert "SecurityAudit" not in inventory
+    assert "qualys-connector-read: 5 actions (QualysAssetInventoryReads)" in inventory
+    for section in (cspm, inventory):
+        assert "trusts          arn:aws:iam::805950163170:root to sts:AssumeRole" in section
+        assert "ConnectorState  QUEUED (queued for first sync)" in section
+        assert "Queued for first sync" in section, "Slack did not say the sync is queued"
+
+
+def test_demo_shows_the_first_sync_from_queued_to_finished(demo_output: tuple[int, str]) -> None:
+    first_sync = _sections(demo_output[1])["3"]
+
+    for account in ("111111111111", "222222222222"):
+        assert re.search(
+            rf"{account} +1 run call, then QUEUED -> FINISHED_SUCCESS, lastSync \d{{4}}-",
+            first_sync,
+        ), first_sync
+
+
+def test_demo_rolls_back_the_broken_trust_and_says_why(demo_output: tuple[int, str]) -> None:
+    broken = " ".join(_sections(demo_output[1])["4"].split())
+
+    assert "failed QualysConnectorActivation FAILED" in broken
+    assert (
+        "reason Qualys cannot use role for connector 1000003: Unable to assume role: trust"
+        " policy does not allow arn:aws:iam::444455556666:root"
+    ) in broken
+    assert "stack ROLLBACK_COMPLETE" in broken
+    assert "connectors 0 left in Qualys for account 333333333333" in broken
+    assert "#E01E5A Qualys connector failed: aws-333333333333" in broken
+    assert "Qualys connector deleted: aws-333333333333" in broken
 
 
 def test_demo_names_the_step_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,6 +271,19 @@ def test_demo_names_the_step_that_failed(monkeypatch: pytest.MonkeyPatch) -> Non
 
     assert demo.run(out) == 1
     assert "DEMO FAILED at step 'update stack" in out.getvalue()
+
+
+def test_demo_fails_when_the_broken_trust_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Qualys assuming roles from the account the role trusts: nothing is broken any more.
+    monkeypatch.setattr(demo, "OTHER_QUALYS_ACCOUNT", QUALYS_ACCOUNT_ID)
+    out = io.StringIO()
+
+    assert demo.run(out) == 1
+    assert (
+        "DEMO FAILED at step 'deploy in account 333333333333 with WaitForFirstSync=true: a broken"
+        " trust': step '"
+    ) in out.getvalue()
+    assert "the stack was created although Qualys cannot use its role" in out.getvalue()
 
 
 # --- the sandbox's CloudFormation mechanics, with a stand-in provider -------------------
