@@ -21,10 +21,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="deploy, update and delete templates/qualys-connector.yaml in the sandbox",
         description=(
-            "Deploy the connector stack into moto with the real provider, show the connector "
-            "in the Qualys simulator, the role's trust policy and the Slack messages; update "
-            "ActivationModules to VM,PC; delete the stack and show the connector is gone. "
-            "Exits non-zero, naming the step, if a step did not happen."
+            "Deploy the connector stack into moto with the real provider in two member "
+            "accounts (CSPM and asset inventory), show their connectors, roles, first syncs "
+            "and Slack messages; deploy a third with a broken trust and WaitForFirstSync, "
+            "which fails and rolls back; update ActivationModules to VM,PC; delete the stacks "
+            "and show no connector is left. Exits non-zero, naming the step, if a step did "
+            "not happen."
         ),
     )
     commands.add_parser(

@@ -611,7 +611,7 @@ def test_provider_role_is_least_privilege(connector_template: dict[str, Any]) ->
     assert decrypt["Resource"] == {"Ref": "SecretsKmsKeyArn"}
     assert decrypt["Condition"] == {
         "StringEquals": {
-            "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+            "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
         }
     }
     assert all("*" not in action for action in actions_of(list(statements.values())))
@@ -683,7 +683,7 @@ def test_key_decrypts_only_through_secrets_manager_for_provider_roles(
     assert readers["Action"] == "kms:Decrypt"
     expected = org_reader_condition()
     expected["StringEquals"] = expected["StringEquals"] | {
-        "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+        "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
     }
     assert readers["Condition"] == expected
 
