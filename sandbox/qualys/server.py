@@ -293,6 +293,13 @@ class QualysSimulator(LoopbackServer):
         """Change a connector's fields outside the API (KeyError when unknown)."""
         return self._store.modify(connector_id, dict(fields))
 
+    def set_password(self, username: str, password: str) -> None:
+        """Rotate a user's password: from now on only the new one is accepted."""
+        with self._lock:
+            if username not in self._users:
+                raise ValueError(f"no user {username!r}")
+            self._users[username] = password
+
     def inject(self, operation: str, fault: Fault, *, times: int = 1) -> None:
         """Give the next `times` calls of `operation` ("*": any) this fault, after earlier ones."""
         if operation != "*" and operation not in OPERATIONS:

@@ -392,3 +392,34 @@ def test_a_bug_answers_failed_with_a_pointer_to_the_log(
         f"Internal error in the provider: see its log for request {event['RequestId']}"
     )
     assert slack.messages[-1]["text"].startswith("Qualys connector failed")
+
+
+def rotate_password(qualys: QualysSimulator, new: str) -> None:
+    """Qualys's password changes, and the secret is updated to match."""
+    qualys.set_password(USERNAME, new)
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=CREDENTIALS_SECRET,
+        SecretString=json.dumps({"username": USERNAME, "password": new}),
+    )
+
+
+@pytest.mark.parametrize("resource", ["connector", "activation"])
+def test_after_a_password_rotation_the_second_request_reads_the_new_secret(
+    provider: Provider, qualys: QualysSimulator, resource: str
+) -> None:
+    created = provider.send(create_event())  # the warm container now holds the old password
+    assert created.status == "SUCCESS", created.reason
+    if resource == "connector":
+        event = load_event("connector_update")
+        event["PhysicalResourceId"] = created.physical_resource_id
+    else:
+        event = load_event("activation_create")
+        event["ResourceProperties"]["ConnectorId"] = created.physical_resource_id
+    rotate_password(qualys, "Rotated-" + PASSWORD)
+
+    first = provider.send(event)
+    second = provider.send({**event, "RequestId": f"{event['RequestId']}-again"})
+
+    assert first.status == "FAILED", resource
+    assert "HTTP 401" in first.reason, resource
+    assert second.status == "SUCCESS", f"{resource}: {second.reason}"

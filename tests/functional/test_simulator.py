@@ -1645,3 +1645,18 @@ def test_base_url_needs_a_running_simulator() -> None:
         assert sim.base_url.startswith("http://127.0.0.1:")
     with pytest.raises(RuntimeError):
         sim.start()
+
+
+def test_a_rotated_password_replaces_the_old_one() -> None:
+    with QualysSimulator(users={"api": "old-pass"}) as rotated:
+        seeded = rotated.seed(name="rotated")
+        url = f"{rotated.base_url}/qps/rest/3.0/get/am/awsassetdataconnector/{seeded.id}"
+        headers = {"X-Requested-With": "test"}
+
+        rotated.set_password("api", "new-pass")
+
+        old = requests.get(url, auth=("api", "old-pass"), headers=headers, timeout=TIMEOUT)
+        new = requests.get(url, auth=("api", "new-pass"), headers=headers, timeout=TIMEOUT)
+        assert (old.status_code, new.status_code) == (401, 200)
+        with pytest.raises(ValueError, match="no user"):
+            rotated.set_password("nobody", "x")
