@@ -57,6 +57,7 @@ def worker(api_url: str, account: str) -> dict[str, Any]:
         QUALYS_API_URL=api_url,
         QUALYS_CREDENTIALS_SECRET_ID="bench/qualys",
     )
+    os.environ.pop("SLACK_WEBHOOK_SECRET_ID", None)  # set by make bench's lifecycle run
     secrets = SecretStore(lambda _config: _SecretsManager())
 
     class Context:
