@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ACTIVATION_MODULES = ("VM", "PC", "SCA", "CLOUDVIEW", "CERTVIEW")
 CONNECTOR_STATES = (
@@ -152,6 +153,8 @@ class RecordedRequest:
     body: bytes
     status: int
     username: str | None
+    answered: float = field(default_factory=time.monotonic, compare=False)
+    """When the answer was sent (``time.monotonic``)."""
 
     @property
     def text(self) -> str:
