@@ -11,10 +11,17 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LAMBDA_ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.12
 
-.PHONY: help venv lint typecheck test unit demo reliability package cfn-lint bench clean
+# The CfCT configuration in use: your own folder (manifest.yaml, parameters/), or the example.
+# make test checks it; make package builds it, merged into CFCT_MERGE_INTO when given (the
+# organisation's current custom-control-tower-configuration.zip, or its folder).
+CFCT_CONFIG ?= stackset
+CFCT_MERGE_INTO ?=
+export CFCT_CONFIG
+
+.PHONY: help venv lint typecheck test unit demo reliability check-config package cfn-lint bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt provider/requirements.txt
 	rm -rf $(VENV)
@@ -49,10 +56,14 @@ reliability: $(STAMP) ## the fault matrix: every operation under every fault, ju
 unit: $(STAMP) ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit -q
 
-package: $(STAMP) ## build the Lambda zip and the CfCT configuration package into dist/
+check-config: $(STAMP) ## check the CfCT configuration in CFCT_CONFIG as CfCT and CloudFormation will
+	$(BIN)/python -m scripts.cfct_config --config $(CFCT_CONFIG)
+
+package: check-config ## build the Lambda zip and the CfCT configuration package into dist/
 	rm -f dist/qualys-connector-provider-*.zip dist/custom-control-tower-configuration.zip
 	$(BIN)/python scripts/build_lambda.py --arch $(LAMBDA_ARCH) --python $(LAMBDA_PYTHON) --out dist
-	$(BIN)/python scripts/build_cfct_package.py --out dist
+	$(BIN)/python scripts/build_cfct_package.py --out dist --config $(CFCT_CONFIG) \
+		$(if $(CFCT_MERGE_INTO),--merge-into $(CFCT_MERGE_INTO))
 
 cfn-lint: $(STAMP) ## lint the CloudFormation templates (config in .cfnlintrc.yaml)
 	$(BIN)/cfn-lint

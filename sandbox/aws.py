@@ -42,6 +42,7 @@ from sandbox.cloudformation.engine import (
     StackOperationError,
     as_account,
 )
+from sandbox.cloudformation.parameters import ParameterValidationError, parameter_problems
 from sandbox.cloudformation.template import resolved_properties
 from sandbox.iam_check import MotoRoleChecker
 from sandbox.moto_patches import Handler, InProcessLambda, patched_moto
@@ -244,6 +245,23 @@ class Sandbox:
         values.update(overrides)
         return self._with_list_defaults(values)
 
+    def check_parameters(self, values: Mapping[str, str], *, update: bool = False) -> None:
+        """Refuse parameters as CloudFormation does, before anything is created: unknown
+        keys, required ones missing (not on an update, where the others keep their values),
+        values outside the template's constraints. The one exception is the simulator's
+        loopback ``QualysApiUrl`` (see `parameters`), checked as an https URL would be."""
+        checked = dict(values)
+        if checked.get("QualysApiUrl") == self.qualys.base_url:
+            checked["QualysApiUrl"] = "https://qualysapi.qualys.com"
+        template = Stack.parse_template(self.template_body)
+        problems = [
+            (key, rule)
+            for key, rule in parameter_problems(template, checked)
+            if not (update and key not in values)
+        ]
+        if problems:
+            raise ParameterValidationError(problems)
+
     def _with_list_defaults(self, values: Mapping[str, str]) -> dict[str, str]:
         # moto splits a list parameter only when it is passed, never its Default (a
         # default "VM" would reach the provider as a string, not ["VM"]): pass them all.
@@ -263,8 +281,10 @@ class Sandbox:
         *,
         account_id: str = CENTRAL_ACCOUNT_ID,
     ) -> StackView:
-        """Create the stack; raise ``StackOperationError`` after rolling back a failure."""
+        """Create the stack; raise ``StackOperationError`` after rolling back a failure, or
+        ``ParameterValidationError`` (creating nothing) for parameters CloudFormation refuses."""
         values = self.parameters(**(parameters or {}))
+        self.check_parameters(values)
         with as_account(account_id), self._moto_warnings():
             try:
                 stack_id = self._cloudformation().create_stack(
@@ -295,6 +315,7 @@ class Sandbox:
         account_id: str = CENTRAL_ACCOUNT_ID,
     ) -> StackView:
         """Change some parameters (the others keep their values), as UpdateStack would."""
+        self.check_parameters(parameters, update=True)
         stack = self._moto_stack(stack_name, account_id)
         self.engine.update_stack(stack.stack_id, parameters)
         return self.stack(stack.stack_id, account_id=account_id)
@@ -307,21 +328,26 @@ class Sandbox:
         with as_account(account_id):
             self._cloudformation().delete_stack(StackName=stack.stack_id)
 
-    def stack(self, name_or_id: str, *, account_id: str = CENTRAL_ACCOUNT_ID) -> StackView:
+    def stack(
+        self, name_or_id: str, *, account_id: str = CENTRAL_ACCOUNT_ID, region: str | None = None
+    ) -> StackView:
         """The stack's status, parameters, outputs and custom resources."""
+        region = region or self.region
         with as_account(account_id):
-            described = self._cloudformation().describe_stacks(StackName=name_or_id)["Stacks"][0]
+            described = self._cloudformation(region).describe_stacks(StackName=name_or_id)[
+                "Stacks"
+            ][0]
         return StackView(
             stack_id=described["StackId"],
             name=described["StackName"],
             account_id=account_id,
-            region=self.region,
+            region=region,
             status=described["StackStatus"],
             parameters={
                 # From moto's stack: DescribeStacks renders a list parameter as "['VM']".
                 key: _parameter_text(value)
                 for key, value in self._moto_stack(
-                    described["StackId"], account_id
+                    described["StackId"], account_id, region
                 ).resource_map.resolved_parameters.items()
             },
             outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []},
@@ -335,14 +361,19 @@ class Sandbox:
         name: str,
         accounts: Sequence[str],
         parameters: Mapping[str, str] | None = None,
+        *,
+        regions: Sequence[str] | None = None,
     ) -> list[StackView]:
-        """Create a self-managed StackSet and one instance per account in this region.
+        """Create a self-managed StackSet and one instance per account and region (this
+        sandbox's region by default); the views come account by account, region by region.
 
-        moto creates each instance as a real stack in its account, so each account gets its
-        own provider function, connector and role. As with CfCT, every instance gets the
-        same parameters: nothing in them names the target account.
+        moto creates each instance as a real stack in its account and region, so each
+        account gets its own provider function, connector and role. As with CfCT, every
+        instance gets the same parameters: nothing in them names the target account.
         """
+        regions = list(regions or [self.region])
         values = self.parameters(**(parameters or {}))
+        self.check_parameters(values)
         with as_account(CENTRAL_ACCOUNT_ID), self._moto_warnings():
             client = self._cloudformation()
             client.create_stack_set(
@@ -356,34 +387,45 @@ class Sandbox:
                 # One call per account, so a failure names its account and rolls back alone.
                 try:
                     client.create_stack_instances(
-                        StackSetName=name, Accounts=[account], Regions=[self.region]
+                        StackSetName=name, Accounts=[account], Regions=regions
                     )
                 except CustomResourceFailedError as failure:
                     self.engine.rollback_create(failure.stack_id, failure)
-        return [self.stack_set_instance(name, account) for account in accounts]
+        return [
+            self.stack_set_instance(name, account, region)
+            for account in accounts
+            for region in regions
+        ]
 
-    def stack_set_instance(self, name: str, account_id: str) -> StackView:
-        """The stack of one StackSet instance."""
-        return self.stack(self._instance_stack(name, account_id).stack_id, account_id=account_id)
+    def stack_set_instance(
+        self, name: str, account_id: str, region: str | None = None
+    ) -> StackView:
+        """The stack of one StackSet instance (in this sandbox's region by default)."""
+        stack = self._instance_stack(name, account_id, region or self.region)
+        return self.stack(stack.stack_id, account_id=account_id, region=region)
 
-    def delete_stack_instances(self, name: str, accounts: Sequence[str]) -> None:
+    def delete_stack_instances(
+        self, name: str, accounts: Sequence[str], *, regions: Sequence[str] | None = None
+    ) -> None:
         """Remove instances (an account left the targeted OUs): each stack is deleted."""
+        regions = list(regions or [self.region])
         for account in accounts:
-            self.engine.delete_stack(self._instance_stack(name, account).stack_id)
+            for region in regions:
+                self.engine.delete_stack(self._instance_stack(name, account, region).stack_id)
         with as_account(CENTRAL_ACCOUNT_ID):
             self._cloudformation().delete_stack_instances(
                 StackSetName=name,
                 Accounts=list(accounts),
-                Regions=[self.region],
+                Regions=regions,
                 RetainStacks=False,
             )
 
-    def _instance_stack(self, name: str, account_id: str) -> Stack:
+    def _instance_stack(self, name: str, account_id: str, region: str) -> Stack:
         backend = cloudformation_backends[CENTRAL_ACCOUNT_ID][self.region]
         stack_set = backend.describe_stack_set(name)
-        instance = stack_set.instances.get_instance(account_id, self.region)
+        instance = stack_set.instances.get_instance(account_id, region)
         if instance is None:
-            raise LookupError(f"StackSet {name} has no instance in {account_id}/{self.region}")
+            raise LookupError(f"StackSet {name} has no instance in {account_id}/{region}")
         stack: Stack = instance.stack
         return stack
 
@@ -425,12 +467,13 @@ class Sandbox:
             if match and match[1] not in self.skipped_resources:
                 self.skipped_resources.append(match[1])
 
-    def _moto_stack(self, name_or_id: str, account_id: str) -> Stack:
-        stack: Stack = cloudformation_backends[account_id][self.region].get_stack(name_or_id)
+    def _moto_stack(self, name_or_id: str, account_id: str, region: str | None = None) -> Stack:
+        backend = cloudformation_backends[account_id][region or self.region]
+        stack: Stack = backend.get_stack(name_or_id)
         return stack
 
-    def _cloudformation(self) -> Any:
-        return boto3.client("cloudformation", region_name=self.region)
+    def _cloudformation(self, region: str | None = None) -> Any:
+        return boto3.client("cloudformation", region_name=region or self.region)
 
 
 @contextmanager

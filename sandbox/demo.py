@@ -455,11 +455,9 @@ def run(out: TextIO) -> int:
 def _notes(demo: _Demo) -> None:
     demo.report.line()
     if demo.box.skipped_resources:
-        demo.report.line(
-            "Note: moto does not support "
-            + ", ".join(demo.box.skipped_resources)
-            + " (created nothing for it)."
-        )
+        note = f"Note: moto does not support {', '.join(demo.box.skipped_resources)}"
+        for line in textwrap.wrap(f"{note} (created nothing for it).", width=92):
+            demo.report.line(line)
     demo.report.line(
         "Note: moto attaches no managed policy to a stack's role; the ones shown are the"
     )

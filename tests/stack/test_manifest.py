@@ -1,9 +1,14 @@
-"""The CfCT configuration package: manifest schema, referenced files and parameter files."""
+"""The CfCT configuration: the one in use passes every check, and the checks catch mistakes.
+
+The configuration in use is the folder ``CFCT_CONFIG`` names (``make test CFCT_CONFIG=...``),
+the example ``stackset/`` by default. Its tests check that it is right, never that it equals
+the example: an organisation's own values pass. The example alone must hold no real account.
+"""
 
 from __future__ import annotations
 
-import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,21 +18,20 @@ from typing import Any
 
 import pytest
 import yaml
-from cfnlint.decode.cfn_yaml import load
 from pykwalify.core import Core
-from pykwalify.errors import SchemaError
+from pykwalify.errors import PyKwalifyException
+
+from scripts import cfct_config
+from scripts.cfct_config import MANIFEST_RULES, as_schema, check
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = REPO_ROOT / "stackset" / "manifest.yaml"
+EXAMPLE = REPO_ROOT / "stackset"
+CONFIG = (REPO_ROOT / os.environ.get("CFCT_CONFIG", "stackset")).resolve()
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_cfct_package.py"
-# CfCT's own schema, vendored beside the project (CI puts shared/ next to the checkout).
-SCHEMA = REPO_ROOT.parent / "shared" / "vendor" / "cfct" / "manifest-v2.schema.yaml"
-PACKAGE_FILES = {
-    "manifest.yaml",
-    "templates/qualys-connector.yaml",
-    "parameters/qualys-connector.json",
-}
-FAKE_ACCOUNT = "111111111111"
+# CfCT's own schema, where the CI lays shared/ beside the checkout; a clone has the project's
+# own rules (scripts/cfct_config.py), which the tests below compare with it when present.
+CFCT_SCHEMA = REPO_ROOT.parent / "shared" / "vendor" / "cfct" / "manifest-v2.schema.yaml"
+DOCUMENTATION_ACCOUNT = "111111111111"
 
 
 def build_package(out: Path, *extra: str) -> Path:
@@ -44,159 +48,314 @@ def build_package(out: Path, *extra: str) -> Path:
     return package
 
 
-def validate_with_cfct_schema(manifest: Path) -> None:
-    """Validate as CfCT's build stage does (pykwalify 1.8 with CfCT's manifest-v2 schema)."""
-    if not SCHEMA.is_file():
-        pytest.skip(f"{SCHEMA} is absent (CI puts shared/ beside the checkout)")
-    Core(source_file=str(manifest), schema_files=[str(SCHEMA)]).validate(raise_exception=True)
+def write_config(root: Path, manifest: str, parameters: list[dict[str, str]] | None) -> Path:
+    """A configuration folder with this manifest text and one parameter file."""
+    (root / "parameters").mkdir(parents=True, exist_ok=True)
+    (root / "manifest.yaml").write_text(manifest, encoding="utf-8")
+    if parameters is not None:
+        (root / "parameters" / "qualys-connector.json").write_text(
+            json.dumps(parameters, indent=2), encoding="utf-8"
+        )
+    return root
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The assembled package, built once by the real script."""
-    path = build_package(tmp_path_factory.mktemp("cfct"))
-    return zipfile.ZipFile(path)
+def example_parameters(**changes: str | None) -> list[dict[str, str]]:
+    """The example's parameters with some values changed (None: left out)."""
+    loaded = json.loads((EXAMPLE / "parameters" / "qualys-connector.json").read_text("utf-8"))
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in loaded} | changes
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items() if v is not None]
 
 
-@pytest.fixture(scope="module")
-def manifest() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
-    return loaded
+EXAMPLE_MANIFEST = (EXAMPLE / "manifest.yaml").read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def resource(manifest: dict[str, Any]) -> dict[str, Any]:
-    (only,) = manifest["resources"]
-    assert isinstance(only, dict)
-    return only
+def problems_of(tmp_path: Path, manifest: str, **changes: str | None) -> list[str]:
+    config = write_config(tmp_path / "config", manifest, example_parameters(**changes))
+    return [str(problem) for problem in check(config)]
 
 
-@pytest.fixture(scope="module")
-def template(package: zipfile.ZipFile, resource: dict[str, Any], tmp_path_factory: Any) -> Any:
-    path = tmp_path_factory.mktemp("template") / "template.yaml"
-    path.write_bytes(package.read(resource["resource_file"]))
-    return load(str(path))
+# --- the configuration in use -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def parameters(package: zipfile.ZipFile, resource: dict[str, Any]) -> list[dict[str, str]]:
-    loaded: list[dict[str, str]] = json.loads(package.read(resource["parameter_file"]))
-    return loaded
+def test_configuration_in_use_passes_every_check() -> None:
+    problems = [str(problem) for problem in check(CONFIG)]
+    assert problems == [], "\n".join(problems)
 
 
-def test_manifest_passes_the_cfct_schema() -> None:
-    validate_with_cfct_schema(MANIFEST)
-
-
-def test_cfct_schema_rejects_a_quoted_version(tmp_path: Path) -> None:
-    # The check above can fail: the mistake it exists for is caught.
-    quoted = tmp_path / "manifest.yaml"
-    text = MANIFEST.read_text(encoding="utf-8").replace(
-        "version: 2021-03-15", 'version: "2021-03-15"'
-    )
-    assert text != MANIFEST.read_text(encoding="utf-8")
-    quoted.write_text(text, encoding="utf-8")
-    with pytest.raises(SchemaError):
-        validate_with_cfct_schema(quoted)
-
-
-def test_manifest_version_is_an_unquoted_date(manifest: dict[str, Any]) -> None:
-    assert manifest["version"] == datetime.date(2021, 3, 15)
-
-
-def test_manifest_deploys_one_stack_set_to_ous(
-    manifest: dict[str, Any], resource: dict[str, Any]
-) -> None:
-    assert manifest["region"] == "us-east-1"
-    assert resource["name"] == "qualys-connector"
-    assert resource["deploy_method"] == "stack_set"
-    assert resource["deployment_targets"] == {"organizational_units": ["Workloads"]}
-    assert resource["regions"] == ["us-east-1"]
-    assert resource["resource_file"] == "templates/qualys-connector.yaml"
-    assert resource["parameter_file"] == "parameters/qualys-connector.json"
-
-
-def test_package_holds_exactly_the_manifest_and_its_files(package: zipfile.ZipFile) -> None:
-    assert set(package.namelist()) == PACKAGE_FILES
-    assert package.read("manifest.yaml") == MANIFEST.read_bytes()
-    assert (
-        package.read("templates/qualys-connector.yaml")
-        == (REPO_ROOT / "templates" / "qualys-connector.yaml").read_bytes()
+def test_configuration_in_use_passes_cfcts_own_schema() -> None:
+    if not CFCT_SCHEMA.is_file():
+        pytest.skip(f"{CFCT_SCHEMA} is absent; the project's own rules checked it above")
+    Core(source_file=str(CONFIG / "manifest.yaml"), schema_files=[str(CFCT_SCHEMA)]).validate(
+        raise_exception=True
     )
 
 
-def test_every_file_the_manifest_names_is_in_the_package(
-    package: zipfile.ZipFile, resource: dict[str, Any]
-) -> None:
-    for key in ("resource_file", "parameter_file"):
-        relative = resource[key]
-        assert not relative.startswith("/"), key
-        assert ".." not in relative.split("/"), key
-        assert relative in package.namelist(), key
+def test_package_holds_the_manifest_and_exactly_the_files_it_names(tmp_path: Path) -> None:
+    manifest = yaml.safe_load((CONFIG / "manifest.yaml").read_text(encoding="utf-8"))
+    named = {r[k] for r in manifest["resources"] for k in ("resource_file", "parameter_file")}
+    with zipfile.ZipFile(build_package(tmp_path, "--config", str(CONFIG))) as package:
+        assert set(package.namelist()) == {"manifest.yaml", *named}
+        assert package.read("manifest.yaml") == (CONFIG / "manifest.yaml").read_bytes()
+        template = "templates/qualys-connector.yaml"
+        if template in named and not (CONFIG / template).is_file():
+            assert package.read(template) == (REPO_ROOT / template).read_bytes()
 
 
-def test_package_is_reproducible(package: zipfile.ZipFile, tmp_path: Path) -> None:
-    assert package.filename is not None
-    assert build_package(tmp_path).read_bytes() == Path(package.filename).read_bytes()
-
-
-def test_parameter_file_is_a_list_of_key_value_pairs(parameters: list[dict[str, str]]) -> None:
-    assert isinstance(parameters, list)
-    for entry in parameters:
-        assert set(entry) == {"ParameterKey", "ParameterValue"}, entry
-        assert isinstance(entry["ParameterValue"], str), entry
-    keys = [entry["ParameterKey"] for entry in parameters]
-    assert len(keys) == len(set(keys)), "a parameter given twice"
-
-
-def test_parameter_keys_are_template_parameters(
-    parameters: list[dict[str, str]], template: Any
-) -> None:
-    unknown = {entry["ParameterKey"] for entry in parameters} - set(template["Parameters"])
-    assert unknown == set()
-
-
-def test_every_parameter_without_default_is_given(
-    parameters: list[dict[str, str]], template: Any
-) -> None:
-    required = {name for name, spec in template["Parameters"].items() if "Default" not in spec}
-    assert required, "the template has required parameters (the secret ARNs, the code location)"
-    missing = required - {entry["ParameterKey"] for entry in parameters}
-    assert missing == set()
-
-
-def test_parameter_values_satisfy_the_template_constraints(
-    parameters: list[dict[str, str]], template: Any
-) -> None:
-    for entry in parameters:
-        spec = template["Parameters"][entry["ParameterKey"]]
-        value = entry["ParameterValue"]
-        if "AllowedPattern" in spec:
-            assert re.fullmatch(spec["AllowedPattern"], value), entry
-        if "AllowedValues" in spec:
-            assert value in [str(allowed) for allowed in spec["AllowedValues"]], entry
-        if spec["Type"] == "Number":
-            number = int(value)
-            assert spec.get("MinValue", number) <= number <= spec.get("MaxValue", number), entry
-
-
-def test_parameter_file_holds_only_fake_accounts(parameters: list[dict[str, str]]) -> None:
-    values = [entry["ParameterValue"] for entry in parameters]
-    arn_accounts = {
-        m for value in values for m in re.findall(r"^arn:[^:]+:[^:]+:[^:]*:(\d*):", value)
-    }
-    bucket_accounts = {m for value in values for m in re.findall(r"-(\d{12})-", value)}
-    assert arn_accounts | bucket_accounts == {FAKE_ACCOUNT}
+def test_package_is_reproducible(tmp_path: Path) -> None:
+    first = build_package(tmp_path / "a", "--config", str(CONFIG)).read_bytes()
+    assert build_package(tmp_path / "b", "--config", str(CONFIG)).read_bytes() == first
 
 
 def test_code_key_is_written_into_the_packaged_parameters(tmp_path: Path) -> None:
     key = "qualys-connector/qualys-connector-provider-0123456789abcdef.zip"
     with zipfile.ZipFile(build_package(tmp_path, "--code-s3-key", key)) as package:
-        assert set(package.namelist()) == PACKAGE_FILES
-        parameters = json.loads(package.read("parameters/qualys-connector.json"))
-    values = {entry["ParameterKey"]: entry["ParameterValue"] for entry in parameters}
-    assert values["CodeS3Key"] == key
-    source = json.loads(
-        (REPO_ROOT / "stackset" / "parameters" / "qualys-connector.json").read_text("utf-8")
+        packaged = json.loads(package.read("parameters/qualys-connector.json"))
+    values = {entry["ParameterKey"]: entry["ParameterValue"] for entry in packaged}
+    source = {p["ParameterKey"]: p["ParameterValue"] for p in example_parameters()}
+    assert values == source | {"CodeS3Key": key}
+
+
+# --- the example --------------------------------------------------------------------------
+
+
+def test_the_example_holds_only_the_documentation_account() -> None:
+    # The guard against committing an organisation's accounts to this repository: it reads
+    # the example only, so a configuration of your own (CFCT_CONFIG) is never held to it.
+    text = (EXAMPLE / "parameters" / "qualys-connector.json").read_text("utf-8")
+    text += EXAMPLE_MANIFEST
+    # An account id: 12 digits in an ARN's account field or in a bucket name.
+    accounts = set(re.findall(r"arn:[^:\"]+:[^:\"]+:[^:\"]*:([0-9]{12}):", text))
+    accounts |= set(re.findall(r"-([0-9]{12})-", text))
+    assert accounts == {DOCUMENTATION_ACCOUNT}, (
+        "stackset/ is the shipped example: keep your organisation's configuration in a folder"
+        " of your own and point CFCT_CONFIG at it (see the README)"
     )
-    assert {e["ParameterKey"]: e["ParameterValue"] for e in source} | {"CodeS3Key": key} == values
+
+
+def test_an_organisations_own_configuration_passes_and_builds(tmp_path: Path) -> None:
+    # Real-looking values, another home region and two regions: nothing here is the example.
+    manifest = (
+        EXAMPLE_MANIFEST.replace("region: us-east-1", "region: eu-west-1")
+        .replace("- Workloads", "- Production:Payments\n        - Sandbox")
+        .replace("      - us-east-1", "      - eu-west-1\n      - eu-central-1")
+    )
+    values = {
+        p["ParameterKey"]: p["ParameterValue"].replace("111111111111", "123456789012")
+        for p in example_parameters(ConnectorRegion="eu-west-1", QualysPlatform="EU2")
+    }
+    values = {k: v.replace("us-east-1", "eu-west-1") for k, v in values.items()}
+    config = write_config(
+        tmp_path / "org",
+        manifest,
+        [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+    )
+    assert [str(p) for p in check(config)] == []
+    with zipfile.ZipFile(build_package(tmp_path / "out", "--config", str(config))) as package:
+        assert package.read("manifest.yaml").decode() == manifest
+
+
+# --- the project's rules agree with CfCT's schema -------------------------------------------
+
+
+def _normalised(schema: Any) -> Any:
+    """A pykwalify schema without what does not change a verdict (required: False)."""
+    if isinstance(schema, dict):
+        return {
+            key: _normalised(value)
+            for key, value in schema.items()
+            if not (key == "required" and value is False)
+        }
+    if isinstance(schema, list):
+        return [_normalised(item) for item in schema]
+    return schema
+
+
+def test_the_projects_manifest_rules_are_cfcts_schema() -> None:
+    if not CFCT_SCHEMA.is_file():
+        pytest.skip(f"{CFCT_SCHEMA} is absent (the CI lays shared/ beside the checkout)")
+    theirs = yaml.safe_load(CFCT_SCHEMA.read_text(encoding="utf-8"))
+    assert as_schema(MANIFEST_RULES) == _normalised(theirs)
+
+
+MISTAKES = {
+    "quoted version": ("version: 2021-03-15", 'version: "2021-03-15"', "version: must be a date"),
+    "other version": ("version: 2021-03-15", "version: 2020-01-01", "version: must be one of"),
+    "unknown field": (
+        "    deploy_method: stack_set",
+        "    deploy_method: stack_set\n    deploy_mode: stack_set",
+        "resources[0].deploy_mode: is not a field here",
+    ),
+    "deploy method": (
+        "deploy_method: stack_set",
+        "deploy_method: stackset",
+        "resources[0].deploy_method: must be one of: scp, stack_set, rcp",
+    ),
+    "missing resource file": (
+        "    resource_file: templates/qualys-connector.yaml\n",
+        "",
+        "resources[0].resource_file: is required",
+    ),
+    "region twice": (
+        "      - us-east-1\n",
+        "      - us-east-1\n      - us-east-1\n",
+        "resources[0].regions[1]: us-east-1 is listed twice",
+    ),
+    "regions not a list": (
+        "    regions:\n      - us-east-1\n",
+        "    regions: us-east-1\n",
+        "resources[0].regions: must be a list",
+    ),
+    "field at the wrong level": (
+        "    deployment_targets:\n",
+        "    deployment_targets:\n      accounts: []\n    unused:\n",
+        "resources[0].unused: is not a field here",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISTAKES))
+def test_the_projects_rules_and_cfcts_schema_reject_the_same_mistakes(
+    case: str, tmp_path: Path
+) -> None:
+    old, new, expected = MISTAKES[case]
+    assert old in EXAMPLE_MANIFEST, case
+    manifest = EXAMPLE_MANIFEST.replace(old, new, 1)
+    problems = problems_of(tmp_path, manifest)
+    assert any(expected in problem for problem in problems), problems
+    if CFCT_SCHEMA.is_file():
+        with pytest.raises(PyKwalifyException):
+            Core(source_data=yaml.safe_load(manifest), schema_files=[str(CFCT_SCHEMA)]).validate(
+                raise_exception=True
+            )
+
+
+# --- beyond the schema: what CloudFormation and AWS would refuse ----------------------------
+
+CONFIG_MISTAKES = {
+    "unknown home region": (
+        {"manifest": ("region: us-east-1", "region: us-east-9")},
+        "region: 'us-east-9' is not an AWS region",
+    ),
+    "unknown target region": (
+        {"manifest": ("      - us-east-1", "      - eu-west-7")},
+        "resources[0].regions[0]: 'eu-west-7' is not an AWS region",
+    ),
+    "OU with an empty level": (
+        {"manifest": ("- Workloads", "- Workloads::Payments")},
+        "organizational_units[0]: 'Workloads::Payments' has an empty level",
+    ),
+    "OU with a space at its end": (
+        {"manifest": ("- Workloads", "- 'Workloads '")},
+        "starts or ends with a space",
+    ),
+    "account that is not an id": (
+        {
+            "manifest": (
+                "      organizational_units:",
+                "      accounts: [12345]\n      organizational_units:",
+            )
+        },
+        "accounts[0]: '12345' is neither a 12-digit account id",
+    ),
+    "misspelt parameter key": (
+        {"ActivationModule": "VM"},
+        "parameters/qualys-connector.json: ActivationModule:",
+    ),
+    "value outside AllowedValues": (
+        {"QualysPlatform": "US9"},
+        "parameters/qualys-connector.json: QualysPlatform:",
+    ),
+    "value against AllowedPattern": (
+        {"CodeS3Bucket": "Not A Bucket"},
+        "parameters/qualys-connector.json: CodeS3Bucket:",
+    ),
+    "required parameter left out": (
+        {"QualysCredentialsSecretArn": None},
+        "parameters/qualys-connector.json: QualysCredentialsSecretArn:",
+    ),
+    "two regions without ConnectorRegion": (
+        {
+            "manifest": ("      - us-east-1", "      - us-east-1\n      - eu-west-1"),
+            "ConnectorRegion": None,
+        },
+        "ConnectorRegion: must name one of us-east-1, eu-west-1",
+    ),
+    "ConnectorRegion outside the regions": (
+        {"ConnectorRegion": "eu-west-1"},
+        "ConnectorRegion: eu-west-1 is not one of the resource's regions (us-east-1)",
+    ),
+    "parameter file missing": (
+        {"manifest": ("parameters/qualys-connector.json", "parameters/absent.json")},
+        "resources[0].parameter_file: parameters/absent.json: no such file",
+    ),
+    "template missing": (
+        {"manifest": ("file: templates/qualys-connector.yaml", "file: templates/absent.yaml")},
+        "resources[0].resource_file: templates/absent.yaml: no such file in the package",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_MISTAKES))
+def test_check_config_names_the_file_the_field_and_the_rule(case: str, tmp_path: Path) -> None:
+    changes, expected = CONFIG_MISTAKES[case]
+    edits = dict(changes)
+    manifest = EXAMPLE_MANIFEST
+    if "manifest" in edits:
+        old, new = edits.pop("manifest")
+        assert old in manifest, case
+        manifest = manifest.replace(old, new, 1)
+    problems = problems_of(tmp_path, manifest, **edits)  # type: ignore[arg-type]
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_a_parameter_file_that_is_not_key_value_pairs_is_named(tmp_path: Path) -> None:
+    config = write_config(tmp_path, EXAMPLE_MANIFEST, None)
+    (config / "parameters" / "qualys-connector.json").write_text('{"QualysPlatform": "US1"}')
+    (problem,) = (str(p) for p in check(config))
+    assert problem.endswith(
+        'parameters/qualys-connector.json: must be a JSON list of {"ParameterKey": "...",'
+        ' "ParameterValue": "..."} strings'
+    )
+
+
+def test_make_check_config_prints_each_problem_and_fails(tmp_path: Path) -> None:
+    manifest = EXAMPLE_MANIFEST.replace("version: 2021-03-15", 'version: "2021-03-15"')
+    config = write_config(tmp_path / "mine", manifest, example_parameters(QualysPlatform="US9"))
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.cfct_config", "--config", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(
+        line.endswith(
+            "manifest.yaml: version: must be a date (unquoted, e.g. 2021-03-15),"
+            " not the string '2021-03-15'"
+        )
+        for line in lines
+    ), lines
+    assert any("qualys-connector.json: QualysPlatform:" in line for line in lines), lines
+    assert lines[-1].startswith("2 problem(s) in ")
+
+
+def test_make_check_config_passes_the_example() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.cfct_config"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "stackset: the CfCT configuration passes every check\n"
+
+
+def test_known_regions_cover_every_partition() -> None:
+    regions = cfct_config.known_regions()
+    assert {"us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1"} <= regions
+    assert "us-east-9" not in regions

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -15,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_lambda.py"
@@ -216,84 +214,3 @@ def test_zip_imports_under_the_runtime_python(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("imported"), result.stdout
     assert "provider" in modules
-
-
-def test_buildspec_is_codebuild_0_2_with_its_variables() -> None:
-    buildspec = yaml.safe_load((REPO_ROOT / "buildspec.yml").read_text(encoding="utf-8"))
-    assert buildspec["version"] == 0.2
-    variables = buildspec["env"]["variables"]
-    assert {"ARTIFACT_BUCKETS", "ARTIFACT_PREFIX", "CFCT_BUCKET", "LAMBDA_ARCH"} <= set(variables)
-    assert variables["LAMBDA_ARCH"] == "arm64"
-    assert "--junitxml=reports/junit.xml" in variables["PYTEST_ADDOPTS"]
-    phases = buildspec["phases"]
-    assert phases["install"]["runtime-versions"] == {"python": 3.12}
-    assert "make test" in phases["pre_build"]["commands"]
-    assert any("make package" in command for command in phases["build"]["commands"])
-    publish = "\n".join(phases["post_build"]["commands"])
-    assert "--code-s3-key" in publish
-    assert "s3://$CFCT_BUCKET/custom-control-tower-configuration.zip" in publish
-    (report,) = buildspec["reports"].values()
-    assert report["file-format"] == "JUNITXML"
-    assert report["files"] == ["junit.xml"]
-    assert report["base-directory"] == "reports"
-
-
-def test_buildspec_publishes_the_zip_once_per_bucket_and_the_package(tmp_path: Path) -> None:
-    # Run the post_build commands with a stand-in `aws` that records its calls: the zip goes to
-    # each bucket that lacks it, and the package that names its key goes to the CfCT bucket.
-    buildspec = yaml.safe_load((REPO_ROOT / "buildspec.yml").read_text(encoding="utf-8"))
-    commands = buildspec["phases"]["post_build"]["commands"]
-    work = tmp_path / "work"
-    (work / "dist").mkdir(parents=True)
-    (work / "scripts").symlink_to(REPO_ROOT / "scripts")
-    (work / ".venv" / "bin").mkdir(parents=True)
-    (work / ".venv" / "bin" / "python").symlink_to(sys.executable)
-    zip_name = "qualys-connector-provider-0123456789abcdef.zip"
-    (work / "dist" / zip_name).write_bytes(b"zip")
-    calls = tmp_path / "aws-calls"
-    stub = tmp_path / "bin" / "aws"
-    stub.parent.mkdir()
-    stub.write_text(
-        "#!/bin/bash\n"
-        f'echo "$*" >> {calls}\n'
-        # head-object finds the key only in the bucket named "has-it".
-        'if [ "$1" = s3api ]; then [ "$4" = has-it ]; exit; fi\n',
-        encoding="utf-8",
-    )
-    stub.chmod(0o755)
-    environment = {
-        "PATH": f"{stub.parent}:{os.environ['PATH']}",
-        "ARTIFACT_BUCKETS": "has-it lacks-it",
-        "ARTIFACT_PREFIX": "qualys-connector",
-        "CFCT_BUCKET": "custom-control-tower-configuration-111111111111-us-east-1",
-        "CODEBUILD_BUILD_SUCCEEDING": "1",
-    }
-    result = subprocess.run(
-        ["bash", "-c", "\n".join(commands)],
-        cwd=work,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    key = f"qualys-connector/{zip_name}"
-    package_name = "custom-control-tower-configuration.zip"
-    assert calls.read_text(encoding="utf-8").splitlines() == [
-        f"s3api head-object --bucket has-it --key {key}",
-        f"s3api head-object --bucket lacks-it --key {key}",
-        f"s3 cp dist/{zip_name} s3://lacks-it/{key}",
-        f"s3 cp dist/{package_name} s3://{environment['CFCT_BUCKET']}/{package_name}",
-    ]
-    with zipfile.ZipFile(work / "dist" / package_name) as package:
-        parameters = json.loads(package.read("parameters/qualys-connector.json"))
-    assert {"ParameterKey": "CodeS3Key", "ParameterValue": key} in parameters
-
-
-def test_buildspec_publishes_nothing_after_a_failed_build(tmp_path: Path) -> None:
-    buildspec = yaml.safe_load((REPO_ROOT / "buildspec.yml").read_text(encoding="utf-8"))
-    first = buildspec["phases"]["post_build"]["commands"][0]
-    environment = {"PATH": os.environ["PATH"], "CODEBUILD_BUILD_SUCCEEDING": "0"}
-    result = subprocess.run(["bash", "-c", first], env=environment, timeout=10, check=False)
-    assert result.returncode != 0

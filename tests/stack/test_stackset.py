@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
 from sandbox.aws import QUALYS_ACCOUNT_ID, Sandbox, StackView
+from sandbox.cloudformation.engine import as_account
 
 STACK_SET = "CustomControlTower-qualys-connector"
 ACCOUNTS = ("111111111111", "222222222222")
@@ -94,3 +96,32 @@ def test_removing_one_account_leaves_the_other_connector(
     remaining = box.qualys.connectors()
     assert [c.aws_account_id for c in remaining] == [ACCOUNTS[1]]
     assert not remaining[0].disabled
+
+
+def test_a_stack_set_in_two_regions_makes_one_connector_per_account(box: Sandbox) -> None:
+    other = "eu-central-1" if box.region != "eu-central-1" else "eu-west-1"
+    views = box.create_stack_set(
+        STACK_SET, ACCOUNTS, {"ConnectorRegion": box.region}, regions=[box.region, other]
+    )
+
+    connectors = box.qualys.connectors()
+    assert sorted(c.aws_account_id for c in connectors) == sorted(ACCOUNTS)
+    for connector in connectors:
+        assert not connector.disabled
+        assert connector.connector_state != "ERROR", connector.last_error
+    assert {(v.account_id, v.region, v.status) for v in views} == {
+        (account, region, "CREATE_COMPLETE")
+        for account in ACCOUNTS
+        for region in (box.region, other)
+    }
+    elsewhere = [view for view in views if view.region == other]
+    assert all(view.outputs == {} and view.custom_resources == {} for view in elsewhere)
+    for account in ACCOUNTS:
+        with as_account(account):
+            functions = boto3.client("lambda", region_name=other).list_functions()["Functions"]
+            roles = boto3.client("iam").list_roles()["Roles"]
+        assert functions == [], "no provider outside ConnectorRegion"
+        assert len([r for r in roles if r["RoleName"].startswith("qualys-connector-")]) == 2
+
+    box.delete_stack_instances(STACK_SET, ACCOUNTS, regions=[box.region, other])
+    assert box.qualys.connectors() == []

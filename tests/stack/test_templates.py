@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -23,7 +24,10 @@ TEMPLATES = {
     "connector": REPO_ROOT / "templates" / "qualys-connector.yaml",
     "prerequisites": REPO_ROOT / "templates" / "qualys-connector-prerequisites.yaml",
 }
-QUALYS_REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "qualys-api.md"
+# The Qualys API facts the code relies on, in the project's own docs (always in a clone).
+QUALYS_DOCS = REPO_ROOT / "docs" / "qualys-api.md"
+# The team's reference those docs were written from; the CI lays shared/ beside the checkout.
+SHARED_QUALYS_REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "qualys-api.md"
 
 # The resource contract (design section 2): property names and Fn::GetAtt attributes.
 CONNECTOR_PROPERTIES = {
@@ -61,6 +65,7 @@ CONNECTOR_PARAMETERS = {
     "SecretsKmsKeyArn",
     "SlackWebhookSecretArn",
     "QualysAwsAccountId",
+    "ConnectorRegion",
     "ConnectorNamePrefix",
     "ConnectorDescription",
     "AllRegions",
@@ -85,7 +90,8 @@ PROVIDER_ENVIRONMENT = {
     "LOG_LEVEL",
 }
 
-# shared/reference/qualys-api.md, "Authentication and platforms" and "The role Qualys assumes".
+# docs/qualys-api.md, "Platforms and API servers" and "The role Qualys assumes" (the tests
+# *_match_the_project_docs keep these equal to the docs).
 PLATFORM_API_URLS = {
     "US1": "https://qualysapi.qualys.com",
     "US2": "https://qualysapi.qg2.apps.qualys.com",
@@ -209,12 +215,35 @@ def actions_of(statements: list[dict[str, Any]]) -> set[str]:
     return actions
 
 
-def reference_table(heading: str) -> list[list[str]]:
-    """The rows of the first markdown table under ``heading`` in the Qualys reference."""
-    text = QUALYS_REFERENCE.read_text(encoding="utf-8")
-    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+def markdown_table(path: Path, heading: str) -> list[list[str]]:
+    """The body rows of the first markdown table in the ``## <heading>`` section of ``path``."""
+    text = path.read_text(encoding="utf-8")
+    sections = [s for s in text.split("\n## ")[1:] if s.startswith(heading)]
+    assert sections, f"{path.name} has no section '## {heading}'"
+    lines = sections[0].splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    assert start is not None, f"{path.name}: no table under '## {heading}'"
+    rows = [line for line in itertools.takewhile(lambda x: x.startswith("|"), lines[start:])]
+    body = [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in rows[2:]]
+    assert body, f"{path.name}: the table under '## {heading}' is empty"
+    return body
+
+
+def platform_urls(path: Path, heading: str) -> dict[str, str]:
+    """Platform -> API server from a platform table (the first URL of each row: GOV1's row
+    in the shared reference also names a gateway)."""
+    urls: dict[str, str] = {}
+    for row in markdown_table(path, heading):
+        found = re.findall(r"`(https://[^`]+)`", row[1])
+        assert found, f"{path.name}: no API server in the row of {row[0]}"
+        assert row[0] not in urls, f"{path.name}: {row[0]} twice"
+        urls[row[0]] = found[0]
+    return urls
+
+
+def permission_set_actions(cell: str) -> set[str]:
+    """The IAM actions named in a permission set's table cell."""
+    return set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", cell))
 
 
 def load_named(name: str) -> dict[str, Any]:
@@ -223,9 +252,9 @@ def load_named(name: str) -> dict[str, Any]:
     return template
 
 
-def needs_reference() -> None:
-    if not QUALYS_REFERENCE.is_file():
-        pytest.skip(f"{QUALYS_REFERENCE} is absent (CI puts shared/ beside the checkout)")
+def needs_shared_reference() -> None:
+    if not SHARED_QUALYS_REFERENCE.is_file():
+        pytest.skip(f"{SHARED_QUALYS_REFERENCE} is absent (CI puts shared/ beside the checkout)")
 
 
 # --- cfn-lint --------------------------------------------------------------------------------
@@ -514,21 +543,50 @@ def test_platform_mapping_is_the_reference_table(connector_template: dict[str, A
     assert parameter["Default"] == "US1"
 
 
-def test_platform_table_matches_the_qualys_reference() -> None:
-    needs_reference()
-    rows = reference_table("Authentication and platforms")
-    # The first URL of each row (GOV1's also names a gateway).
-    urls = {row[0]: re.findall(r"`(https://[^`]+)`", row[1])[0] for row in rows}
-    assert urls == PLATFORM_API_URLS
+def test_platform_table_matches_the_project_docs() -> None:
+    assert platform_urls(QUALYS_DOCS, "Platforms and API servers") == PLATFORM_API_URLS
 
 
-def test_role_actions_match_the_qualys_reference() -> None:
-    needs_reference()
-    rows = {row[0]: row[1] for row in reference_table("The role Qualys assumes (DOC, QCODE)")}
-    asset_inventory, cspm = rows.values()
-    assert set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", asset_inventory)) == ASSET_INVENTORY_ACTIONS
-    assert set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", cspm)) == CSPM_EXTRA_ACTIONS
-    assert f"`{APIGATEWAY_RESOURCE}`" in cspm
+def test_role_actions_match_the_project_docs(connector_template: dict[str, Any]) -> None:
+    rows = {row[0]: row[1] for row in markdown_table(QUALYS_DOCS, "The role Qualys assumes")}
+    # The docs name each set as the template's PermissionSet does.
+    assert list(rows) == connector_template["Parameters"]["PermissionSet"]["AllowedValues"]
+    assert permission_set_actions(rows["AssetInventory"]) == ASSET_INVENTORY_ACTIONS
+    assert permission_set_actions(rows["CSPM"]) == CSPM_EXTRA_ACTIONS
+    assert "`SecurityAudit`" in rows["CSPM"]
+    assert f"`{APIGATEWAY_RESOURCE}`" in rows["CSPM"]
+
+
+def test_project_docs_agree_with_the_shared_reference_on_platforms() -> None:
+    needs_shared_reference()
+    shared = platform_urls(SHARED_QUALYS_REFERENCE, "Authentication and platforms")
+    assert platform_urls(QUALYS_DOCS, "Platforms and API servers") == shared
+
+
+def test_project_docs_agree_with_the_shared_reference_on_role_actions() -> None:
+    needs_shared_reference()
+    shared = markdown_table(SHARED_QUALYS_REFERENCE, "The role Qualys assumes")
+    ours = markdown_table(QUALYS_DOCS, "The role Qualys assumes")
+    # Row names differ (the docs use the PermissionSet values); the order is the same.
+    assert [permission_set_actions(row[1]) for row in ours] == [
+        permission_set_actions(row[1]) for row in shared
+    ]
+    assert f"`{APIGATEWAY_RESOURCE}`" in shared[-1][1]
+
+
+def test_no_shipped_file_points_outside_the_repository() -> None:
+    # A clone has no shared/ beside it: the README, templates and code must not send a
+    # reader there (tests may name it, to compare with it when it is present).
+    shipped = [REPO_ROOT / "README.md"]
+    for folder in ("templates", "provider", "sandbox", "scripts", "docs", "stackset"):
+        shipped += [p for p in (REPO_ROOT / folder).rglob("*") if p.is_file()]
+    pointing = [
+        str(path.relative_to(REPO_ROOT))
+        for path in shipped
+        if path.suffix in {".md", ".yaml", ".yml", ".json", ".py", ".txt"}
+        and "shared/reference" in path.read_text(encoding="utf-8", errors="replace")
+    ]
+    assert pointing == [], f"files that point at shared/reference/ (use docs/): {pointing}"
 
 
 def role_policy_statements(template: dict[str, Any]) -> tuple[list[Any], list[Any]]:

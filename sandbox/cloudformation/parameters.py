@@ -1,0 +1,96 @@
+"""Template parameters, checked as CloudFormation checks them before it creates anything.
+
+moto takes any parameter it is given; CloudFormation refuses a stack whose parameters name a
+key the template lacks, leave out one without a ``Default``, or break a constraint. The
+sandbox and ``make check-config`` use these rules, so a typo fails there as it would in AWS.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+
+class ParameterValidationError(ValueError):
+    """The parameters break the template's rules; the message names each parameter."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"Parameter '{key}': {rule}" for key, rule in problems))
+
+
+def _is_list(kind: str) -> bool:
+    return kind == "CommaDelimitedList" or kind.startswith("List<")
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _value_problems(spec: Mapping[str, Any], value: str) -> Iterator[str]:
+    """What in ``value`` breaks the parameter's constraints (a list: each element's)."""
+    kind = str(spec.get("Type", "String"))
+    items = [item.strip() for item in value.split(",")] if _is_list(kind) and value else [value]
+    allowed = [str(option) for option in spec.get("AllowedValues") or []]
+    pattern = spec.get("AllowedPattern")
+    for item in items:
+        if allowed and item not in allowed:
+            yield f"{item!r} is not one of the AllowedValues ({', '.join(allowed)})"
+        if pattern is not None and re.fullmatch(str(pattern), item) is None:
+            described = spec.get("ConstraintDescription") or f"AllowedPattern {pattern}"
+            yield f"{item!r} does not match {described}"
+        if kind in ("Number", "List<Number>"):
+            yield from _number_problems(spec, item)
+    if kind == "String":
+        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+            yield f"is shorter than its MinLength {spec['MinLength']}"
+        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+            yield f"is longer than its MaxLength {spec['MaxLength']}"
+
+
+def _number_problems(spec: Mapping[str, Any], item: str) -> Iterator[str]:
+    number = _number(item)
+    if number is None:
+        yield f"{item!r} is not a number"
+        return
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        yield f"{item} is below its MinValue {spec['MinValue']}"
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        yield f"{item} is above its MaxValue {spec['MaxValue']}"
+
+
+def parameter_problems(
+    template: Mapping[str, Any], given: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """Every (parameter, rule) pair the values ``given`` break, in the template's order
+    (unknown keys last); empty when CloudFormation would accept them."""
+    declared: Mapping[str, Any] = template.get("Parameters") or {}
+    problems: list[tuple[str, str]] = []
+    for key, spec in declared.items():
+        if key not in given:
+            if "Default" not in spec:
+                problems.append((key, "is required (it has no Default) and was not given"))
+            continue
+        problems += [(key, rule) for rule in _value_problems(spec, str(given[key]))]
+    problems += [(key, _unknown(key, list(declared))) for key in given if key not in declared]
+    return problems
+
+
+def _unknown(key: str, declared: list[str]) -> str:
+    close = difflib.get_close_matches(key, declared, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"it has: {', '.join(declared)}"
+    return f"is not a parameter of the template ({hint})"
+
+
+def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    """Raise ``ParameterValidationError`` naming every problem, as CloudFormation refuses."""
+    problems = parameter_problems(template, given)
+    if problems:
+        raise ParameterValidationError(problems)
