@@ -27,7 +27,7 @@ import datetime
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ class Problem:
         )
 
 
-_IS_KIND = {
+_IS_KIND: dict[str, Callable[[object], bool]] = {
     "map": lambda v: isinstance(v, dict),
     "seq": lambda v: isinstance(v, list),
     "str": lambda v: isinstance(v, str),
@@ -303,7 +303,8 @@ def check(config: Path) -> list[Problem]:
     regions = known_regions()
     if isinstance(manifest.get("region"), str) and manifest["region"] not in regions:
         problems.append(Problem(shown, "region", f"{manifest['region']!r} is not an AWS region"))
-    resources = manifest.get("resources") if isinstance(manifest.get("resources"), list) else []
+    listed = manifest.get("resources")
+    resources: list[Any] = listed if isinstance(listed, list) else []
     names: set[str] = set()
     for index, resource in enumerate(resources):
         if not isinstance(resource, dict):
