@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.session
 import yaml
 from cfnlint.decode.cfn_yaml import loads as load_template
@@ -274,6 +275,39 @@ def regions_of(manifest: Mapping[str, Any], resource: Mapping[str, Any]) -> list
     return [str(r) for r in regions] if regions else [str(manifest.get("region"))]
 
 
+def organization_ous(client: Any) -> set[str]:
+    """Every OU of the organisation, written as CfCT writes it (``Parent:Child``)."""
+    found: set[str] = set()
+    pages = client.get_paginator("list_organizational_units_for_parent")
+    pending = [(root["Id"], "") for root in client.list_roots()["Roots"]]
+    while pending:
+        parent, path = pending.pop()
+        for page in pages.paginate(ParentId=parent):
+            for unit in page["OrganizationalUnits"]:
+                name = f"{path}:{unit['Name']}" if path else unit["Name"]
+                found.add(name)
+                pending.append((unit["Id"], name))
+    return found
+
+
+def missing_ou_problems(config: Path, ous: set[str]) -> list[Problem]:
+    """The OU targets the organisation lacks: CfCT would deploy nothing there, silently."""
+    manifest = yaml.safe_load((config / MANIFEST).read_text(encoding="utf-8"))
+    problems = []
+    for index, resource in enumerate(manifest.get("resources") or []):
+        targets = (resource or {}).get("deployment_targets") or {}
+        for position, ou in enumerate(targets.get("organizational_units") or []):
+            if str(ou) not in ous and str(ou) != "Root":
+                problems.append(
+                    Problem(
+                        _shown(config / MANIFEST),
+                        f"resources[{index}].deployment_targets.organizational_units[{position}]",
+                        f"{ou!r} is not an OU of this organisation: no account would get the stack",
+                    )
+                )
+    return problems
+
+
 # --- the whole configuration ---------------------------------------------------------------
 
 
@@ -447,8 +481,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=EXAMPLE,
         help="the configuration folder (manifest.yaml, parameters/); default: the example",
     )
+    parser.add_argument(
+        "--organization",
+        action="store_true",
+        help="also check that every OU target exists (reads AWS Organizations: run it with"
+        " credentials of the management account or a delegated administrator)",
+    )
     args = parser.parse_args(argv)
     problems = check(args.config)
+    if args.organization and not problems:
+        client = boto3.client("organizations")
+        problems = missing_ou_problems(args.config, organization_ous(client))
     for problem in problems:
         sys.stdout.write(f"{problem}\n")
     if problems:

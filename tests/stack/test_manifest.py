@@ -16,8 +16,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from moto import mock_aws
 from pykwalify.core import Core
 from pykwalify.errors import PyKwalifyException
 
@@ -359,3 +361,27 @@ def test_known_regions_cover_every_partition() -> None:
     regions = cfct_config.known_regions()
     assert {"us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1"} <= regions
     assert "us-east-9" not in regions
+
+
+def test_check_config_with_the_organisation_names_ous_it_lacks(tmp_path: Path) -> None:
+    # A placeholder OU that does not exist makes a StackSet with no instance and no warning.
+    manifest = EXAMPLE_MANIFEST.replace(
+        "        - Workloads\n",
+        "        - Workloads\n        - Workloads:Payments\n        - Wrokloads\n",
+    )
+    config = write_config(tmp_path / "config", manifest, example_parameters())
+    with mock_aws():
+        client = boto3.client("organizations", region_name="us-east-1")
+        client.create_organization(FeatureSet="ALL")
+        root = client.list_roots()["Roots"][0]["Id"]
+        workloads = client.create_organizational_unit(ParentId=root, Name="Workloads")
+        client.create_organizational_unit(
+            ParentId=workloads["OrganizationalUnit"]["Id"], Name="Payments"
+        )
+        ous = cfct_config.organization_ous(client)
+    assert ous == {"Workloads", "Workloads:Payments"}
+    (problem,) = cfct_config.missing_ou_problems(config, ous)
+    assert str(problem).endswith(
+        "manifest.yaml: resources[0].deployment_targets.organizational_units[2]:"
+        " 'Wrokloads' is not an OU of this organisation: no account would get the stack"
+    )
