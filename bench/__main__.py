@@ -219,9 +219,10 @@ def package_size() -> None:
     with zipfile.ZipFile(path) as archive:
         unpacked = sum(info.file_size for info in archive.infolist())
         files = len(archive.infolist())
+    # Decimal megabytes, as scripts/build_lambda.py prints them after make package.
     print(
         f"{'Lambda zip ' + path.name[-20:]:<44} {path.stat().st_size / 1e6:8.2f} MB"
-        f"  unpacked {unpacked / 1e6:.2f} MB, {files} files"
+        f" (unpacked {unpacked / 1e6:.2f} MB, {files} files)"
     )
 
 

@@ -11,7 +11,11 @@ import difflib
 import math
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
+
+#: A number parameter's value: an integer or a decimal, in ASCII digits. Python's
+#: ``float`` alone would also take ``1_000``, `` 7 ``, ``nan`` and non-ASCII digits.
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 class ParameterValidationError(ValueError):
@@ -27,10 +31,9 @@ def _is_list(kind: str) -> bool:
 
 
 def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
+    if _NUMBER.fullmatch(text) is None:
         return None
+    value = float(text)
     return value if math.isfinite(value) else None
 
 

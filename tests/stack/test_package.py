@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import re
@@ -11,7 +12,9 @@ import struct
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
+from importlib.metadata import PathDistribution
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 
 import pytest
 
@@ -24,6 +27,11 @@ EM_X86_64 = 62
 EM_AARCH64 = 183
 # Provided by the Lambda runtime: shipping them would only shadow the runtime's copies.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# C and Cython sources and headers: read by compilers, never by the Lambda runtime.
+SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi", ".h", ".c")
+SIZE_LINE = re.compile(
+    r"Lambda zip for (arm64|x86_64), Python 3\.12: [\d.]+ MB \(unpacked [\d.]+ MB, \d+ files\)"
+)
 
 
 def build(arch: str, out: Path) -> Path:
@@ -37,8 +45,15 @@ def build(arch: str, out: Path) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     path = Path(result.stdout.splitlines()[0])
     assert path.parent == out
-    assert re.search(r"MB zipped, [\d.]+ MB unpacked", result.stdout), result.stdout
+    assert SIZE_LINE.search(result.stdout), result.stdout
     return path
+
+
+def build_script() -> ModuleType:
+    """scripts/build_lambda.py as a module (it imports its neighbour as a script does)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BUILD_SCRIPT.parent))
+        return importlib.import_module(BUILD_SCRIPT.stem)
 
 
 def normalise(name: str) -> str:
@@ -91,6 +106,42 @@ def arm64_names(arm64_zip: Path) -> list[str]:
         return archive.namelist()
 
 
+@pytest.fixture(scope="module")
+def arm64_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the build's own install step puts in the zip's place, before anything is left out."""
+    site = tmp_path_factory.mktemp("arm64-site")
+    build_script().install_dependencies(target=site, arch="arm64", python_version="3.12")
+    return site
+
+
+def installed_files(site: Path) -> set[str]:
+    """Every file the installed distributions' RECORDs list in ``site``.
+
+    Console scripts are recorded outside it (``../../bin/...``): pip --target moves them to
+    ``bin/``, which the zip leaves out.
+    """
+    names = {
+        line.split(",", 1)[0]
+        for record in site.glob("*.dist-info/RECORD")
+        for line in record.read_text(encoding="utf-8").splitlines()
+    }
+    return {name for name in names if not name.startswith("../")}
+
+
+def dependency_names(names: list[str]) -> set[str]:
+    return {name for name in names if not name.startswith(("provider/", "licenses/"))}
+
+
+def never_read_at_run_time(name: str) -> bool:
+    """What the zip should leave out of an install, said independently of the build's rules."""
+    parts = name.split("/")
+    return (
+        name.startswith("lxml/includes/")
+        or name.endswith((*SOURCE_SUFFIXES, ".pyc", ".pyo"))
+        or any(part in {"__pycache__", "tests"} or part.endswith(".dist-info") for part in parts)
+    )
+
+
 def test_zip_is_named_after_its_content(arm64_zip: Path) -> None:
     match = ZIP_NAME.fullmatch(arm64_zip.name)
     assert match is not None, arm64_zip.name
@@ -110,26 +161,84 @@ def test_zip_holds_the_provider_package_as_in_the_repository(arm64_names: list[s
     assert {name for name in arm64_names if name.startswith("provider/")} == expected
 
 
-def test_zip_holds_exactly_the_runtime_requirements(arm64_names: list[str]) -> None:
+def test_the_install_holds_exactly_the_runtime_requirements(arm64_site: Path) -> None:
     distributions = {
-        normalise(name.split("/", 1)[0].removesuffix(".dist-info").rsplit("-", 1)[0])
-        for name in arm64_names
-        if name.split("/", 1)[0].endswith(".dist-info")
+        normalise(path.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        for path in arm64_site.glob("*.dist-info")
     }
     assert distributions == required_distributions()
 
 
-def test_every_dependency_file_belongs_to_a_required_distribution(arm64_zip: Path) -> None:
+def test_zip_has_a_licence_folder_for_exactly_the_runtime_requirements(
+    arm64_names: list[str],
+) -> None:
+    folders = {name.split("/")[1] for name in arm64_names if name.startswith("licenses/")}
+    distributions = {normalise(folder.rsplit("-", 1)[0]) for folder in folders}
+    assert distributions == required_distributions()
+
+
+def test_zip_ships_every_licence_file_each_distribution_declares(
+    arm64_zip: Path, arm64_site: Path
+) -> None:
     with zipfile.ZipFile(arm64_zip) as archive:
-        names = archive.namelist()
-        recorded = {
-            line.split(",", 1)[0]
-            for name in names
-            if name.endswith(".dist-info/RECORD")
-            for line in archive.read(name).decode("utf-8").splitlines()
-        }
-    strays = [n for n in names if not n.startswith("provider/") and n not in recorded]
-    assert strays == []
+        for dist_info in sorted(arm64_site.glob("*.dist-info")):
+            declared = PathDistribution(dist_info).metadata.get_all("License-File") or []
+            assert declared, f"{dist_info.name} declares its licence files"
+            folder = f"licenses/{dist_info.name.removesuffix('.dist-info')}"
+            for name in declared:
+                installed = dist_info / "licenses" / name
+                source = installed if installed.is_file() else dist_info / name
+                assert archive.read(f"{folder}/{name}") == source.read_bytes(), name
+
+
+def test_every_dependency_file_was_installed_by_a_required_distribution(
+    arm64_names: list[str], arm64_site: Path
+) -> None:
+    assert sorted(dependency_names(arm64_names) - installed_files(arm64_site)) == []
+
+
+def test_zip_leaves_out_sources_headers_and_metadata_the_runtime_never_reads(
+    arm64_names: list[str],
+) -> None:
+    for name in arm64_names:
+        assert not name.startswith("lxml/includes/"), name
+        assert not name.endswith(SOURCE_SUFFIXES), name
+        assert ".dist-info/" not in name, name
+
+
+def test_zip_keeps_everything_else_that_was_installed(
+    arm64_names: list[str], arm64_site: Path
+) -> None:
+    installed = installed_files(arm64_site)
+    kept = {name for name in installed if not never_read_at_run_time(name)}
+    assert kept != installed, "the install has files the zip leaves out"
+    assert sorted(kept - set(arm64_names)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "left_out"),
+    [
+        ("lxml/etree.cpython-312-aarch64-linux-gnu.so", False),
+        ("lxml/isoschematron/resources/xsl/iso-schematron-xslt1/iso_dsdl_include.xsl", False),
+        ("certifi/cacert.pem", False),
+        ("charset_normalizer/py.typed", False),
+        ("provider/handler.py", False),
+        ("lxml/includes/libxml/tree.h", True),
+        ("lxml/includes/__init__.py", True),
+        ("lxml/etree.pyx", True),
+        ("lxml/parser.pxi", True),
+        ("lxml/etree_api.h", True),
+        ("somepackage/_speedups.c", True),
+        ("idna-3.20.dist-info/METADATA", True),
+        ("requests/__pycache__/api.cpython-312.pyc", True),
+        ("bin/normalizer", True),
+        ("tests/unit/test_handler.py", True),
+        # Anchored patterns stay anchored: only lxml's own includes folder goes.
+        ("provider/lxml/includes/notes.txt", False),
+    ],
+)
+def test_left_out_rules(path: str, left_out: bool) -> None:
+    assert build_script().is_left_out(PurePosixPath(path)) is left_out, path
 
 
 def test_zip_leaves_out_runtime_libraries_caches_and_tests(arm64_names: list[str]) -> None:
@@ -189,7 +298,9 @@ def test_zip_imports_under_the_runtime_python(tmp_path: Path) -> None:
     script = (
         "import importlib, sys\n"
         f"sys.path[:0] = [{str(task)!r}, {str(runtime)!r}]\n"
-        "import lxml.etree, requests, crhelper\n"
+        "import lxml.etree, lxml.objectify, requests, crhelper, certifi, os\n"
+        "assert lxml.etree.fromstring(b'<a><b/></a>')[0].tag == 'b'\n"
+        "assert os.path.isfile(certifi.where())\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
         "for name in ('lxml', 'requests', 'crhelper', 'provider'):\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from sandbox.aws import Sandbox
@@ -32,11 +33,30 @@ TEMPLATE: dict[str, Any] = {
         },
         "Tags": {"Type": "List<Number>", "Default": ""},
         "Optional": {"Type": "String", "Default": "", "AllowedValues": ["", "yes"]},
+        "Subnets": {
+            "Type": "CommaDelimitedList",
+            "Default": "subnet-0",
+            "AllowedPattern": "subnet-[0-9a-f]+",
+        },
+        "KeyName": {"Type": "AWS::EC2::KeyPair::KeyName", "Default": "ops"},
     }
 }
 
 CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
     "all well": ({"Platform": "EU1", "Modules": "VM,PC", "Days": "30", "Tags": "1,2"}, []),
+    "a Default makes it optional": ({"Platform": "US1"}, []),
+    "within AllowedPattern, matched whole": ({"Platform": "US1", "Bucket": "my-bucket"}, []),
+    "lengths at their bounds": ({"Platform": "US1", "Key": "12345678"}, []),
+    "numbers at their bounds and in decimal forms": (
+        {"Platform": "US1", "Days": "1", "Tags": "-2.5,.5,1e3,+4"},
+        [],
+    ),
+    "empty where AllowedValues has the empty": ({"Platform": "US1", "Optional": ""}, []),
+    "each list element within AllowedPattern": (
+        {"Platform": "US1", "Subnets": "subnet-0a,subnet-1b"},
+        [],
+    ),
+    "an AWS-specific type taken as given": ({"Platform": "US1", "KeyName": "any name"}, []),
     "a required one missing": (
         {},
         [("Platform", "is required (it has no Default) and was not given")],
@@ -63,6 +83,14 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
         [("Key", "is longer than its MaxLength 8")],
     ),
     "not a number": ({"Platform": "US1", "Days": "seven"}, [("Days", "'seven' is not a number")]),
+    "not a number, though Python's float takes it": (
+        {"Platform": "US1", "Days": "1_0", "Tags": "nan,inf"},
+        [
+            ("Days", "'1_0' is not a number"),
+            ("Tags", "'nan' is not a number"),
+            ("Tags", "'inf' is not a number"),
+        ],
+    ),
     "below MinValue": ({"Platform": "US1", "Days": "0"}, [("Days", "0 is below its MinValue 1")]),
     "above MaxValue": (
         {"Platform": "US1", "Days": "31"},
@@ -71,6 +99,10 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
     "a list element outside AllowedValues": (
         {"Platform": "US1", "Modules": "VM,XX"},
         [("Modules", "'XX' is not one of the AllowedValues (VM, PC, SCA)")],
+    ),
+    "a list element against AllowedPattern": (
+        {"Platform": "US1", "Subnets": "subnet-0a,vpc-1"},
+        [("Subnets", "'vpc-1' does not match AllowedPattern subnet-[0-9a-f]+")],
     ),
     "a list element that is not a number": (
         {"Platform": "US1", "Tags": "1,x"},
@@ -85,7 +117,7 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
                 "Colour",
                 (
                     "is not a parameter of the template (it has: Platform, Bucket, Key, Days,"
-                    " Modules, Tags, Optional)"
+                    " Modules, Tags, Optional, Subnets, KeyName)"
                 ),
             ),
         ],
@@ -96,7 +128,7 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_parameter_rules(case: str) -> None:
     given, expected = CASES[case]
-    assert parameter_problems(TEMPLATE, given) == expected
+    assert parameter_problems(TEMPLATE, given) == expected, case
 
 
 def test_check_parameters_raises_naming_every_problem() -> None:
@@ -115,12 +147,26 @@ def box() -> Iterator[Sandbox]:
         yield sandbox
 
 
+def _cloudformation(box: Sandbox) -> Any:
+    # moto's CloudFormation in the central account, where the sandbox deploys by default.
+    return boto3.client("cloudformation", region_name=box.region)
+
+
 @pytest.mark.parametrize(
     ("parameters", "named"),
     [
-        ({"ActivationModule": "VM"}, "Parameter 'ActivationModule': is not a parameter"),
-        ({"QualysPlatform": "US9"}, "Parameter 'QualysPlatform': 'US9' is not one of"),
-        ({"LogLevel": "TRACE"}, "Parameter 'LogLevel': 'TRACE' is not one of"),
+        (
+            {"ActivationModule": "VM"},
+            (
+                "Parameter 'ActivationModule': is not a parameter of the template"
+                r" \(did you mean ActivationModules\?\)"
+            ),
+        ),
+        (
+            {"QualysPlatform": "US9"},
+            r"Parameter 'QualysPlatform': 'US9' is not one of the AllowedValues \(US1, ",
+        ),
+        ({"LogLevel": "TRACE"}, "Parameter 'LogLevel': 'TRACE' is not one of the AllowedValues"),
     ],
 )
 def test_a_deploy_with_a_bad_parameter_fails_and_creates_nothing(
@@ -130,12 +176,14 @@ def test_a_deploy_with_a_bad_parameter_fails_and_creates_nothing(
         box.deploy("qualys-connector", parameters)
     assert box.qualys.connectors() == []
     assert box.engine.events == []
+    assert _cloudformation(box).list_stacks()["StackSummaries"] == []
 
 
 def test_a_stack_set_with_a_bad_parameter_fails_and_creates_nothing(box: Sandbox) -> None:
     with pytest.raises(ParameterValidationError, match="ActivationModule"):
         box.create_stack_set("CustomControlTower-x", ["222222222222"], {"ActivationModule": "VM"})
     assert box.qualys.connectors() == []
+    assert _cloudformation(box).list_stack_sets()["Summaries"] == []
 
 
 def test_an_update_with_a_bad_parameter_changes_nothing(box: Sandbox) -> None:

@@ -223,7 +223,7 @@ def markdown_table(path: Path, heading: str) -> list[list[str]]:
     lines = sections[0].splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
     assert start is not None, f"{path.name}: no table under '## {heading}'"
-    rows = [line for line in itertools.takewhile(lambda x: x.startswith("|"), lines[start:])]
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
     body = [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in rows[2:]]
     assert body, f"{path.name}: the table under '## {heading}' is empty"
     return body
@@ -310,24 +310,26 @@ def checkov_binary() -> Path:
     return binary
 
 
+def run_checkov(binary: Path, path: Path, name: str) -> dict[str, Any]:
+    """checkov's report on one template file."""
+    # Not --quiet: the skipped checks are needed to spot stale suppressions.
+    # --skip-download: no calls to Prisma Cloud (the checks themselves are local).
+    command = [str(binary), "-f", str(path), "--framework", "cloudformation"]
+    command += ["--output", "json", "--compact", "--skip-download"]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+    assert result.stdout.strip(), f"checkov printed nothing for {name}: {result.stderr[-2000:]}"
+    report = json.loads(result.stdout)
+    # One framework gives an object; several give a list of them.
+    return report[0] if isinstance(report, list) else report
+
+
 @pytest.fixture(scope="module")
 def checkov_results() -> dict[str, dict[str, Any]]:
     """checkov's results for each template, from one run per template (checkov is slow)."""
     binary = checkov_binary()
-    results: dict[str, dict[str, Any]] = {}
-    for name, path in TEMPLATES.items():
-        # Not --quiet: the skipped checks are needed to spot stale suppressions.
-        # --skip-download: no calls to Prisma Cloud (the checks themselves are local).
-        command = [str(binary), "-f", str(path), "--framework", "cloudformation"]
-        command += ["--output", "json", "--compact", "--skip-download"]
-        result = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=110, check=False
-        )
-        assert result.stdout.strip(), f"checkov printed nothing for {name}: {result.stderr[-2000:]}"
-        report = json.loads(result.stdout)
-        # One framework gives an object; several give a list of them.
-        results[name] = report[0] if isinstance(report, list) else report
-    return results
+    return {name: run_checkov(binary, path, name) for name, path in TEMPLATES.items()}
 
 
 @template_names
@@ -691,16 +693,264 @@ def test_empty_list_parameters_are_left_out_of_the_connector(
 # --- the prerequisites template ---------------------------------------------------------------
 
 
-def org_reader_condition() -> dict[str, Any]:
-    """Principals of the organisation whose role name starts with the provider prefix."""
-    return {
-        "StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}},
-        "ArnLike": {
-            "aws:PrincipalArn": {
-                "Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${ProviderRoleNamePrefix}*"
-            }
-        },
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# The two ways to deploy the prerequisites: for the accounts of an organisation, or for the
+# one account they are deployed in (OrganizationId empty, its default). The Slack secret is
+# on in both, so that its policy is checked too.
+PREREQUISITES_MODES: dict[str, dict[str, str]] = {
+    "organisation": {"OrganizationId": "o-abc123def4", "CreateSlackSecret": "true"},
+    "single account": {"CreateSlackSecret": "true"},
+}
+prerequisites_modes = pytest.mark.parametrize("mode", sorted(PREREQUISITES_MODES))
+ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+
+def condition_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    """Every condition of ``template``, evaluated for ``parameters`` (the others at their
+    Default) as CloudFormation would: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition."""
+    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    unknown = set(parameters) - set(values)
+    assert not unknown, f"not parameters of the template: {unknown}"
+    values |= parameters
+    evaluated: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict):
+            assert list(node) == ["Ref"], f"cannot evaluate {node}"
+            assert node["Ref"] in values, f"cannot evaluate {node}"
+            assert values[node["Ref"]] is not None, f"{node['Ref']} has no value"
+            return values[node["Ref"]]
+        return node
+
+    def truth(node: Any) -> bool:
+        ((function, args),) = node.items()
+        if function == "Fn::Equals":
+            return bool(value(args[0]) == value(args[1]))
+        if function == "Fn::Not":
+            return not truth(args[0])
+        if function == "Fn::And":
+            return all(truth(arg) for arg in args)
+        if function == "Fn::Or":
+            return any(truth(arg) for arg in args)
+        if function == "Condition":
+            return condition(args)
+        raise AssertionError(f"cannot evaluate {function}")
+
+    def condition(name: str) -> bool:
+        if name not in evaluated:
+            evaluated[name] = truth(template["Conditions"][name])
+        return evaluated[name]
+
+    return {name: condition(name) for name in template["Conditions"]}
+
+
+def rendered(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """``template`` as CloudFormation deploys it for ``parameters``: each Fn::If resolved,
+    AWS::NoValue left out, and the resources and outputs whose condition is false gone. A
+    new copy: changing it leaves ``template`` as it was."""
+    conditions = condition_values(template, parameters)
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if list(node) == ["Fn::If"]:
+                name, when_true, when_false = node["Fn::If"]
+                return resolve(when_true if conditions[name] else when_false)
+            items = {key: resolve(value) for key, value in node.items()}
+            return {key: value for key, value in items.items() if value != NO_VALUE}
+        if isinstance(node, list):
+            return [item for item in map(resolve, node) if item != NO_VALUE]
+        return node
+
+    result: dict[str, Any] = resolve(template)
+    for section in ("Resources", "Outputs"):
+        result[section] = {
+            key: value
+            for key, value in result[section].items()
+            if "Condition" not in value or conditions[value["Condition"]]
+        }
+    return result
+
+
+def prerequisites_in(mode: str) -> dict[str, Any]:
+    """The prerequisites template as deployed in ``mode``."""
+    return rendered(load_named("prerequisites"), PREREQUISITES_MODES[mode])
+
+
+def provider_roles_of(account: str) -> dict[str, Any]:
+    """The ARN pattern of the provider roles in ``account`` (``*``: any account)."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{account}:role/${{ProviderRoleNamePrefix}}*"}
+
+
+def expected_readers(mode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Principal and Condition of a statement that lets the provider roles read: any
+    principal of the organisation, or this account only; with the provider role's name."""
+    if mode == "organisation":
+        return {"AWS": "*"}, {
+            "StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}},
+            "ArnLike": {"aws:PrincipalArn": provider_roles_of("*")},
+        }
+    return ACCOUNT_ROOT, {"ArnLike": {"aws:PrincipalArn": provider_roles_of("${AWS::AccountId}")}}
+
+
+def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every (logical id, statement) of the key, secret and bucket policies."""
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        for key in ("KeyPolicy", "ResourcePolicy", "PolicyDocument"):
+            document = resource.get("Properties", {}).get(key)
+            if document is not None:
+                found += [(logical_id, statement) for statement in document["Statement"]]
+    return found
+
+
+def test_organization_id_is_optional(prerequisites_template: dict[str, Any]) -> None:
+    parameter = prerequisites_template["Parameters"]["OrganizationId"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    for accepted in ("", "o-abc123def4", "o-" + "a" * 32):
+        assert pattern.fullmatch(accepted), accepted
+    for refused in ("o-abc123", "abc123def4", "O-ABC123DEF4", "111111111111", " "):
+        assert not pattern.fullmatch(refused), refused
+    assert prerequisites_template["Conditions"]["HasOrganization"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]
     }
+
+
+@prerequisites_modes
+def test_a_mode_deploys_every_resource_and_output(mode: str) -> None:
+    # Only the policies change with the mode, never what is made.
+    template = prerequisites_in(mode)
+    assert set(template["Resources"]) == set(load_named("prerequisites")["Resources"])
+    assert set(template["Outputs"]) == set(load_named("prerequisites")["Outputs"])
+
+
+@prerequisites_modes
+@pytest.mark.parametrize(
+    "logical_id", ["QualysCredentialsSecretPolicy", "SlackWebhookSecretPolicy"]
+)
+def test_secrets_are_readable_only_by_provider_roles(mode: str, logical_id: str) -> None:
+    policy = prerequisites_in(mode)["Resources"][logical_id]["Properties"]
+    assert policy["BlockPublicPolicy"] is True
+    (statement,) = policy["ResourcePolicy"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    principal, condition = expected_readers(mode)
+    assert statement["Principal"] == principal, mode
+    assert statement["Condition"] == condition, mode
+
+
+@prerequisites_modes
+def test_key_decrypts_only_through_secrets_manager_for_provider_roles(mode: str) -> None:
+    key = prerequisites_in(mode)["Resources"]["SecretsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    assert set(statements) == {"AccountAdministration", "ProviderRolesDecryptThroughSecretsManager"}
+    assert statements["AccountAdministration"]["Principal"] == ACCOUNT_ROOT
+    readers = statements["ProviderRolesDecryptThroughSecretsManager"]
+    assert readers["Action"] == "kms:Decrypt"
+    principal, condition = expected_readers(mode)
+    condition["StringEquals"] = condition.get("StringEquals", {}) | {
+        "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
+    }
+    assert readers["Principal"] == principal, mode
+    assert readers["Condition"] == condition, mode
+
+
+@prerequisites_modes
+def test_artifacts_bucket_is_private_tls_only_and_readable_only_by_the_organisation(
+    mode: str,
+) -> None:
+    resources = prerequisites_in(mode)["Resources"]
+    bucket = resources["ArtifactsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    statements = {
+        s["Sid"]: s
+        for s in resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    tls = statements.pop("DenyInsecureTransport")
+    assert tls["Effect"] == "Deny"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    if mode == "single account":
+        # The deployer in this account reads the zip with its own IAM permissions.
+        assert statements == {}, "without an organisation the bucket grants no one anything"
+        return
+    read = statements.pop("OrganizationReadsCode")
+    assert statements == {}
+    assert read["Effect"] == "Allow"
+    assert read["Principal"] == "*"
+    assert read["Action"] == "s3:GetObject"
+    assert read["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/*"}
+    assert read["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+
+
+@prerequisites_modes
+def test_no_principal_outside_the_organisation_or_the_account_is_allowed(mode: str) -> None:
+    allowed = [
+        (i, s) for i, s in policy_statements(prerequisites_in(mode)) if s["Effect"] == "Allow"
+    ]
+    assert len(allowed) == {"organisation": 5, "single account": 4}[mode]
+    for logical_id, statement in allowed:
+        if statement["Principal"] in ("*", {"AWS": "*"}):
+            assert mode == "organisation", f"{logical_id}: a wildcard principal, no organisation"
+            org = statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"]
+            assert org == {"Ref": "OrganizationId"}, logical_id
+        else:
+            assert statement["Principal"] == ACCOUNT_ROOT, f"{logical_id} ({mode})"
+
+
+@pytest.fixture(scope="module")
+def checkov_mode_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """checkov's results on the prerequisites template as each mode deploys it, with its
+    suppressions taken out. checkov does not look inside an Fn::If: on the template file
+    itself it sees neither mode's principals."""
+    binary = checkov_binary()
+    folder = tmp_path_factory.mktemp("prerequisites-modes")
+    results: dict[str, dict[str, Any]] = {}
+    for mode in PREREQUISITES_MODES:
+        template = prerequisites_in(mode)
+        for resource in template["Resources"].values():
+            resource.get("Metadata", {}).pop("checkov", None)
+        path = folder / f"{mode.replace(' ', '-')}.json"
+        path.write_text(json.dumps(template, indent=1), encoding="utf-8")
+        results[mode] = run_checkov(binary, path, f"prerequisites ({mode})")
+    return results
+
+
+def checkov_failures(report: dict[str, Any]) -> set[tuple[str, str]]:
+    assert report["summary"]["parsing_errors"] == 0
+    return {(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]}
+
+
+def declared_checkov_suppressions(template: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (skip["id"], f"{resource['Type']}.{logical_id}")
+        for logical_id, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    }
+
+
+@prerequisites_modes
+def test_checkov_fails_no_unsuppressed_check_in_either_mode(
+    mode: str, checkov_mode_results: dict[str, Any], prerequisites_template: dict[str, Any]
+) -> None:
+    report = checkov_mode_results[mode]
+    assert report["summary"]["resource_count"] == len(prerequisites_in(mode)["Resources"])
+    unsuppressed = checkov_failures(report) - declared_checkov_suppressions(prerequisites_template)
+    assert unsuppressed == set(), f"checkov failed checks in the {mode} mode: {unsuppressed}"
+
+
+def test_every_prerequisites_suppression_is_needed_in_some_mode(
+    checkov_mode_results: dict[str, Any], prerequisites_template: dict[str, Any]
+) -> None:
+    failures = {mode: checkov_failures(report) for mode, report in checkov_mode_results.items()}
+    assert set().union(*failures.values()) == declared_checkov_suppressions(prerequisites_template)
+    # The key's wildcard principal exists only with an organisation.
+    key_wildcard = ("CKV_AWS_33", "AWS::KMS::Key.SecretsKey")
+    assert key_wildcard in failures["organisation"]
+    assert key_wildcard not in failures["single account"]
 
 
 def test_provider_role_name_matches_the_central_policies(
@@ -711,39 +961,6 @@ def test_provider_role_name_matches_the_central_policies(
     assert role_name["Fn::Sub"].startswith(prefix)
     qualys_role = connector_template["Resources"]["QualysRole"]["Properties"]["RoleName"]
     assert not qualys_role["Fn::Sub"].startswith(prefix), "the role Qualys assumes must not read"
-
-
-@pytest.mark.parametrize(
-    "logical_id", ["QualysCredentialsSecretPolicy", "SlackWebhookSecretPolicy"]
-)
-def test_secrets_are_readable_only_by_provider_roles_of_the_organisation(
-    prerequisites_template: dict[str, Any], logical_id: str
-) -> None:
-    policy = prerequisites_template["Resources"][logical_id]["Properties"]
-    assert policy["BlockPublicPolicy"] is True
-    (statement,) = policy["ResourcePolicy"]["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Condition"] == org_reader_condition()
-
-
-def test_key_decrypts_only_through_secrets_manager_for_provider_roles(
-    prerequisites_template: dict[str, Any],
-) -> None:
-    key = prerequisites_template["Resources"]["SecretsKey"]["Properties"]
-    assert key["EnableKeyRotation"] is True
-    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
-    admin = statements["AccountAdministration"]
-    assert admin["Principal"] == {
-        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
-    }
-    readers = statements["ProviderRolesDecryptThroughSecretsManager"]
-    assert readers["Action"] == "kms:Decrypt"
-    expected = org_reader_condition()
-    expected["StringEquals"] = expected["StringEquals"] | {
-        "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
-    }
-    assert readers["Condition"] == expected
 
 
 def test_credentials_secret_takes_no_secret_value(prerequisites_template: dict[str, Any]) -> None:
@@ -766,27 +983,6 @@ def test_slack_secret_is_optional_and_a_placeholder(prerequisites_template: dict
         prerequisites_template["Resources"]["SlackWebhookSecretPolicy"]["Condition"]
         == "CreateSlack"
     )
-
-
-def test_artifacts_bucket_is_private_tls_only_and_org_readable(
-    prerequisites_template: dict[str, Any],
-) -> None:
-    resources = prerequisites_template["Resources"]
-    bucket = resources["ArtifactsBucket"]["Properties"]
-    assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    statements = {
-        s["Sid"]: s
-        for s in resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    }
-    tls = statements["DenyInsecureTransport"]
-    assert tls["Effect"] == "Deny"
-    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    read = statements["OrganizationReadsCode"]
-    assert read["Action"] == "s3:GetObject"
-    assert read["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
 
 
 def test_prerequisites_outputs_feed_the_connector_parameters(
