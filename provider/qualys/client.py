@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +63,9 @@ class RetryPolicy:
     throttle_cap: float = 8.0
     min_call_time: float = 2.0
     """Time a call needs at least; a wait never leaves less than this before the deadline."""
+    throttle_patience: float = math.inf
+    """Seconds one call may spend waiting out throttling in all. Infinite for a provider of
+    its own (the deadline stops it); short behind a queue, which holds the request instead."""
 
     def backoff(self, attempt: int) -> float:
         """Seconds before try ``attempt + 1``: exponential with equal jitter."""
@@ -183,6 +188,12 @@ class QualysClient:
     def __repr__(self) -> str:
         return f"QualysClient(base_url={self._base_url!r}, api_version={self.api_version.value})"
 
+    def with_retry(self, retry: RetryPolicy) -> QualysClient:
+        """This client, with its session and credentials, waiting by another policy."""
+        other = copy.copy(self)
+        other._retry = retry
+        return other
+
     def close(self) -> None:
         """Release the connection pool."""
         self._session.close()
@@ -268,6 +279,7 @@ class QualysClient:
         url = self._url(operation, connector_id)
         failures = 0
         throttled = 0
+        waited = 0.0
         while True:
             remaining = deadline.remaining()
             if remaining < 1.0:
@@ -312,9 +324,10 @@ class QualysClient:
                 return self._check(operation, http, content)
             except QualysThrottledError as blocked:
                 throttled += 1
-                wait = self._throttle_wait(blocked, http.headers, throttled, deadline)
+                wait = self._throttle_wait(blocked, http.headers, throttled, deadline, waited)
                 logger.info("Qualys %s throttled; waiting %.1fs", operation, wait)
                 self._sleep(wait)
+                waited += wait
                 continue
             except (QualysUnavailableError, QualysResponseError) as error:
                 failures += 1
@@ -338,9 +351,10 @@ class QualysClient:
         headers: Mapping[str, str],
         throttled: int,
         deadline: Deadline,
+        waited: float,
     ) -> float:
         """How long to wait before trying a blocked call again; raises when the time left
-        cannot hold the wait and one more call."""
+        (or the patience left) cannot hold the wait and one more call."""
         # A limited API may send ToWait on every answer, often 0: only a positive hint is
         # a rate-window wait. A concurrency block carries 0 or nothing at all.
         hint = max(
@@ -351,16 +365,21 @@ class QualysClient:
             ),
             default=0.0,
         )
-        room = deadline.remaining() - self._retry.min_call_time
+        room = min(
+            deadline.remaining() - self._retry.min_call_time,
+            self._retry.throttle_patience - waited,
+        )
         if hint > 0:
             if hint <= room:
                 return hint
-            raise QualysThrottledError(
+            error = QualysThrottledError(
                 f"Qualys asked to wait {hint:.0f}s (API limit), more than the time left;"
                 " try again later",
                 status=blocked.status,
                 response_code=blocked.response_code,
-            ) from blocked
+            )
+            error.retry_after = hint
+            raise error from blocked
         if room <= 0:
             raise QualysThrottledError(
                 "Qualys stayed at its API limit until the time ran out; try again later",

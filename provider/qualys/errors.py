@@ -43,7 +43,12 @@ class QualysInvalidRequestError(QualysError):
 
 
 class QualysThrottledError(QualysError):
-    """Qualys's rate or concurrency limit held, and waiting it out would pass the deadline."""
+    """Qualys's rate or concurrency limit held, and waiting it out would pass the deadline.
+
+    ``retry_after`` is the wait Qualys asked for, when it named one (seconds).
+    """
+
+    retry_after: float | None = None
 
 
 class QualysUnavailableError(QualysError):
