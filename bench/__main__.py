@@ -23,7 +23,7 @@ import boto3
 from lxml import etree
 from moto import mock_aws
 
-from bench import burst
+from bench import burst, central
 from provider import handler
 from provider.qualys import codec
 from provider.qualys.models import ApiVersion, ConnectorChanges
@@ -233,6 +233,7 @@ def main() -> None:
     lifecycle()
     package_size()
     burst.run()
+    central.main([])
 
 
 if __name__ == "__main__":
