@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = {
     "connector": REPO_ROOT / "templates" / "qualys-connector.yaml",
     "prerequisites": REPO_ROOT / "templates" / "qualys-connector-prerequisites.yaml",
+    "central": REPO_ROOT / "templates" / "qualys-connector-central.yaml",
 }
 # The Qualys API facts the code relies on, in the project's own docs (always in a clone).
 QUALYS_DOCS = REPO_ROOT / "docs" / "qualys-api.md"
@@ -79,7 +80,11 @@ CONNECTOR_PARAMETERS = {
     "LogRetentionInDays",
     "LogLevel",
     "WaitForFirstSync",
+    "ProviderServiceToken",
 }
+# The connector template's per-account mode (ProviderServiceToken empty): its own provider
+# function answers, and the code parameters are required (the template's Rules).
+PER_ACCOUNT_MODE = {"CodeS3Bucket": "code-bucket", "CodeS3Key": "provider.zip"}
 CONNECTOR_OUTPUTS = {"ConnectorId", "ExternalId", "QualysAwsAccountId", "RoleArn", "ConnectorState"}
 PROVIDER_ENVIRONMENT = {
     "QUALYS_API_URL",
@@ -482,9 +487,11 @@ def test_outputs_read_the_custom_resources(connector_template: dict[str, Any]) -
 def test_custom_resources_time_out_after_the_function(
     connector_template: dict[str, Any],
 ) -> None:
-    timeout = connector_template["Resources"]["ProviderFunction"]["Properties"]["Timeout"]
+    # Central mode is checked in test_central_template.py.
+    template = rendered(connector_template, PER_ACCOUNT_MODE)
+    timeout = template["Resources"]["ProviderFunction"]["Properties"]["Timeout"]
     for resource_type in ATTRIBUTES:
-        for logical_id, resource in resources_of_type(connector_template, resource_type).items():
+        for logical_id, resource in resources_of_type(template, resource_type).items():
             service_timeout = int(resource["Properties"]["ServiceTimeout"])
             assert timeout < service_timeout <= 3600, logical_id
             assert resource["Properties"]["ServiceToken"] == {
@@ -694,6 +701,7 @@ def test_empty_list_parameters_are_left_out_of_the_connector(
 
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
+PSEUDO_PARAMETERS = {"AWS::Region": "us-east-1"}
 # The two ways to deploy the prerequisites: for the accounts of an organisation, or for the
 # one account they are deployed in (OrganizationId empty, its default). The Slack secret is
 # on in both, so that its policy is checked too.
@@ -707,14 +715,22 @@ ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}
 
 def condition_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
     """Every condition of ``template``, evaluated for ``parameters`` (the others at their
-    Default) as CloudFormation would: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition."""
-    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    Default, and ``AWS::Region`` in PSEUDO_PARAMETERS unless given) as CloudFormation would:
+    Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition, and Fn::Join (of a list parameter too)."""
+    values = PSEUDO_PARAMETERS | {
+        name: spec.get("Default") for name, spec in template["Parameters"].items()
+    }
     unknown = set(parameters) - set(values)
     assert not unknown, f"not parameters of the template: {unknown}"
     values |= parameters
     evaluated: dict[str, bool] = {}
 
     def value(node: Any) -> Any:
+        if isinstance(node, dict) and list(node) == ["Fn::Join"]:
+            delimiter, items = node["Fn::Join"]
+            # A list parameter's value is its comma-separated text, as it is given.
+            parts = value(items)
+            return delimiter.join(parts.split(",") if isinstance(parts, str) else map(value, parts))
         if isinstance(node, dict):
             assert list(node) == ["Ref"], f"cannot evaluate {node}"
             assert node["Ref"] in values, f"cannot evaluate {node}"
