@@ -1,4 +1,4 @@
-"""Command line of the sandbox: ``python -m sandbox demo``."""
+"""Command line of the sandbox: ``python -m sandbox demo`` (or ``reliability``, ``audit``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sandbox import demo, reliability
+from sandbox import audit_scenario, demo, reliability
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
             "exits non-zero if a cell left an orphan, a duplicate, a leak or a bad answer."
         ),
     )
+    commands.add_parser(
+        "audit",
+        help="the fleet audit's six classes in a small organisation, then the clean-up",
+        description=(
+            "Build an organisation in moto's Organizations and connectors in the Qualys "
+            "simulator with a closed account, a duplicate, a hand-made connector, one in "
+            "ERROR and an account without a connector; run python -m provider.audit on them, "
+            "then --delete-orphans as a dry run and with --yes, which deletes exactly the "
+            "orphan. Exits non-zero, naming the step, if a step did not happen."
+        ),
+    )
     return parser
 
 
@@ -50,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "reliability":
         demo.quiet_logging()
         return reliability.run(sys.stdout)
+    if arguments.command == "audit":
+        demo.quiet_logging()
+        return audit_scenario.run(sys.stdout)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import io
+import json
 import logging
 import os
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, TextIO
 
+import boto3
+
+from provider.audit import cli as audit_cli
+from provider.credentials import SecretStore
 from provider.lifecycle import ActivationPolicy
 from provider.lifecycle.activation import SYNCING
 from sandbox.aws import QUALYS_ACCOUNT_ID, Sandbox, StackView
@@ -401,6 +409,61 @@ def _delete(demo: _Demo) -> None:
     _show_slack(demo, 4)
 
 
+#: The demo's member accounts, as the audit's --accounts file lists them.
+DEMO_ACCOUNTS: Final = (
+    (CSPM_ACCOUNT, "cspm"),
+    (INVENTORY_ACCOUNT, "asset-inventory"),
+    (BROKEN_ACCOUNT, "broken-trust"),
+)
+
+
+def _audit(demo: _Demo) -> None:
+    """The fleet audit of what the demo built: python -m provider.audit on its accounts."""
+    report, box = demo.report, demo.box
+    report.step = "audit what the demo built"
+    report.line()
+    report.line("[audit] python -m provider.audit --accounts demo-accounts.json, on the sandbox")
+    accounts = [{"Id": i, "Name": name, "Status": "ACTIVE"} for i, name in DEMO_ACCOUNTS]
+    environ = {
+        "QUALYS_API_URL": box.qualys.base_url,
+        "QUALYS_CREDENTIALS_SECRET_ID": box.credentials_secret_arn,
+        "COLUMNS": str(WIDTH),
+    }
+
+    def client(config: Any) -> Any:
+        return boto3.client("secretsmanager", region_name=box.region, config=config)
+
+    with tempfile.TemporaryDirectory(prefix="qualys-demo-audit-") as folder:
+        path = Path(folder) / "demo-accounts.json"
+        path.write_text(json.dumps(accounts), encoding="utf-8")
+        runs = []
+        for extra in ([], ["--json"]):
+            out, err = io.StringIO(), io.StringIO()
+            status = audit_cli.main(
+                ["--accounts", str(path), *extra],
+                environ=environ,
+                stdout=out,
+                stderr=err,
+                secrets=SecretStore(client),
+            )
+            runs.append((status, out.getvalue(), err.getvalue()))
+    (status, table, errors), (_, document, _) = runs
+    for line in table.splitlines():
+        report.line(f"  {line}".rstrip())
+    report.line(f"  exit status {status}")
+    report.check(status == 1, f"exit status {status} ({errors.strip()})")
+    summary = json.loads(document)["summary"]
+    left = {name: n for name, n in summary.items() if name not in ("ok", "missing") and n}
+    report.check(not left, f"the demo left connectors behind: {left}")
+    report.check(summary["missing"] == len(DEMO_ACCOUNTS), f"{summary['missing']} missing")
+    report.wrapped(
+        "audit",
+        "nothing left behind (no orphaned, duplicate, unhealthy or foreign connector); the"
+        " accounts, their stacks deleted, have no connector: missing, as the audit says",
+        indent=2,
+    )
+
+
 def run(out: TextIO) -> int:
     """Run the demo, writing to ``out``; 0 when every step did what it shows.
 
@@ -439,6 +502,7 @@ def run(out: TextIO) -> int:
             _broken_trust(demo)
             _update(demo)
             _delete(demo)
+            _audit(demo)
             _notes(demo)
     except Exception as error:  # noqa: BLE001 - the demo reports any failure by its step
         report.line()
@@ -447,7 +511,7 @@ def run(out: TextIO) -> int:
     report.line()
     report.line(
         f"Demo complete in {report.elapsed():.1f} s: deployed, synced, rolled back a broken"
-        " trust, updated, deleted."
+        " trust, updated, deleted, audited."
     )
     return 0
 

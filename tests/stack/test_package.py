@@ -252,6 +252,18 @@ def test_zip_leaves_out_runtime_libraries_caches_and_tests(arm64_names: list[str
         assert not (parts[0] == "provider" and "tests" in parts), name
 
 
+# The audit's command line draws its table with rich; the Lambda function never imports it.
+COMMAND_LINE_ONLY = {"rich": "rich", "markdown-it-py": "markdown_it", "mdurl": "mdurl"}
+
+
+def test_zip_holds_nothing_only_the_audits_command_line_needs(arm64_names: list[str]) -> None:
+    assert not required_distributions() & set(COMMAND_LINE_ONLY)
+    packages = {name.split("/")[0] for name in arm64_names}
+    assert not packages & set(COMMAND_LINE_ONLY.values())
+    licences = {name.split("/")[1] for name in arm64_names if name.startswith("licenses/")}
+    assert not {normalise(folder.rsplit("-", 1)[0]) for folder in licences} & set(COMMAND_LINE_ONLY)
+
+
 def test_shared_libraries_are_built_for_lambda_arm64_python_3_12(arm64_zip: Path) -> None:
     with zipfile.ZipFile(arm64_zip) as archive:
         libraries = [name for name in archive.namelist() if name.endswith(".so")]
