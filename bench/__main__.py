@@ -23,7 +23,7 @@ import boto3
 from lxml import etree
 from moto import mock_aws
 
-from bench import burst, central
+from bench import audit, burst, central
 from provider import handler
 from provider.qualys import codec
 from provider.qualys.models import ApiVersion, ConnectorChanges
@@ -234,6 +234,7 @@ def main() -> None:
     package_size()
     burst.run()
     central.main([])
+    audit.run()
 
 
 if __name__ == "__main__":
