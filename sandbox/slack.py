@@ -279,6 +279,7 @@ class SlackReceiver(LoopbackServer):
 def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "SlackReceiver/1.0"
+        disable_nagle_algorithm = True  # as the simulator's: no delayed-ACK wait per post
         timeout = 10  # a client that stops sending cannot pin a thread for ever
 
         def do_POST(self) -> None:
