@@ -18,7 +18,7 @@ CFCT_CONFIG ?= stackset
 CFCT_MERGE_INTO ?=
 export CFCT_CONFIG
 
-.PHONY: help venv lint typecheck test unit demo reliability check-config package cfn-lint bench clean
+.PHONY: help venv lint typecheck test unit demo demo-org demo-audit reliability check-config package cfn-lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ test: lint typecheck $(CHECKOV_STAMP) ## lint, type-check and run every test wit
 
 demo: $(STAMP) ## deploy, update and delete the connector stack in the local sandbox
 	$(BIN)/python -m sandbox demo
+
+demo-org: $(STAMP) ## the central provider and a StackSet of member stacks in five accounts
+	$(BIN)/python -m sandbox demo-org
+
+demo-audit: $(STAMP) ## the fleet audit's six classes in the sandbox, then the clean-up of the orphan
+	$(BIN)/python -m sandbox audit
 
 reliability: $(STAMP) ## the fault matrix: every operation under every fault, judged
 	$(BIN)/python -m sandbox reliability

@@ -1,4 +1,5 @@
-"""Command line of the sandbox: ``python -m sandbox demo`` (or ``reliability``, ``audit``)."""
+"""Command line of the sandbox: ``python -m sandbox demo`` (or ``demo-org``, ``reliability``,
+``audit``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sandbox import audit_scenario, demo, reliability
+from sandbox import audit_scenario, demo, org_demo, reliability
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +28,18 @@ def _parser() -> argparse.ArgumentParser:
             "which fails and rolls back; update ActivationModules to VM,PC; delete the stacks "
             "and show no connector is left. Exits non-zero, naming the step, if a step did "
             "not happen."
+        ),
+    )
+    commands.add_parser(
+        "demo-org",
+        help="the central provider and a StackSet of member stacks in five accounts",
+        description=(
+            "Deploy templates/qualys-connector-central.yaml in the central account, then a "
+            "StackSet of templates/qualys-connector.yaml with ProviderServiceToken into five "
+            "accounts, against a Qualys simulator with a Standard subscription's limits; show "
+            "each connector active and its role trusting it, every request answered by the "
+            "central provider through SNS and SQS; delete the instances and show no connector "
+            "is left. Exits non-zero, naming the step, if a step did not happen."
         ),
     )
     commands.add_parser(
@@ -58,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "demo":
         demo.quiet_logging()
         return demo.run(sys.stdout)
+    if arguments.command == "demo-org":
+        demo.quiet_logging()
+        return org_demo.run(sys.stdout)
     if arguments.command == "reliability":
         demo.quiet_logging()
         return reliability.run(sys.stdout)

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from provider.audit import cli
 from provider.credentials import SecretStore
 from provider.markers import marker
 from sandbox.qualys import QualysSimulator, SimConnector
+from sandbox.steps import StepReport
 
 REGION: Final = "us-east-1"
 STEPS: Final = 5
@@ -50,43 +50,6 @@ ROLE_ERROR: Final = (
     "Unable to assume role arn:aws:iam::{account}:role/qualys-connector-us-east-1:"
     " the trust policy does not allow this external ID"
 )
-
-
-class ScenarioStepError(Exception):
-    """A step of the scenario did not do what it shows."""
-
-    def __init__(self, step: str, problem: str) -> None:
-        super().__init__(f"step '{step}': {problem}")
-        self.step = step
-
-
-@dataclass
-class _Report:
-    """Writes the scenario's output, scrubbed of its secrets, and tracks the step."""
-
-    out: TextIO
-    hidden: Sequence[str]
-    step: str = "start the sandbox"
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self, text: str = "") -> None:
-        for secret in self.hidden:
-            text = text.replace(secret, "********")
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def lines(self, text: str, indent: str = "  ") -> None:
-        for line in text.rstrip("\n").splitlines():
-            self.line(f"{indent}{line}".rstrip())
-
-    def begin(self, number: int, step: str) -> None:
-        self.step = step
-        self.line()
-        self.line(f"[{number}/{STEPS}] {step}")
-
-    def check(self, condition: bool, problem: str) -> None:  # noqa: FBT001 - an assertion
-        if not condition:
-            raise ScenarioStepError(self.step, problem)
 
 
 @dataclass(frozen=True)
@@ -187,7 +150,7 @@ def audit(
     return AuditRun(status, out.getvalue(), err.getvalue())
 
 
-def _show(report: _Report, argv: Sequence[str], run: AuditRun) -> None:
+def _show(report: StepReport, argv: Sequence[str], run: AuditRun) -> None:
     report.line(f"  $ python -m provider.audit {' '.join(argv)}".rstrip())
     report.lines(run.stdout, "  ")
     for line in run.stderr.splitlines():
@@ -199,10 +162,11 @@ def _show(report: _Report, argv: Sequence[str], run: AuditRun) -> None:
 def run(out: TextIO) -> int:
     """Build the scenario, audit it, clean it up; 0 when every step did what it shows."""
     password = secrets.token_urlsafe(24)
-    report = _Report(out, (password,))
+    report = StepReport(out, lambda: (password,), steps=STEPS)
     report.line("Fleet audit scenario: moto Organizations and the Qualys simulator, on loopback")
     report.begin(1, "build the organisation and its connectors")
-    try:
+
+    def scenario() -> None:
         with (
             _moto(),
             QualysSimulator(users={USERNAME: password}, qualys_account_id=QUALYS_ACCOUNT) as qualys,
@@ -226,19 +190,13 @@ def run(out: TextIO) -> int:
             fleet = build(qualys, organizations)
             _show_fleet(report, fleet, qualys)
             _steps(report, fleet, qualys, audit_with)
-    except Exception as error:  # noqa: BLE001 - the scenario reports any failure by its step
-        report.line()
-        report.line(f"SCENARIO FAILED at step '{report.step}': {error}")
-        return 1
-    report.line()
-    report.line(
-        f"Scenario complete in {time.monotonic() - report.started:.1f} s: every class shown,"
-        " exactly the orphan deleted."
+
+    return report.run(
+        scenario, name="Scenario", summary="every class shown, exactly the orphan deleted."
     )
-    return 0
 
 
-def _show_fleet(report: _Report, fleet: Fleet, qualys: QualysSimulator) -> None:
+def _show_fleet(report: StepReport, fleet: Fleet, qualys: QualysSimulator) -> None:
     statuses = {
         a["Id"]: a["Status"]
         for a in boto3.client("organizations", region_name=REGION).list_accounts()["Accounts"]
@@ -258,7 +216,7 @@ def _show_fleet(report: _Report, fleet: Fleet, qualys: QualysSimulator) -> None:
 
 
 def _steps(
-    report: _Report,
+    report: StepReport,
     fleet: Fleet,
     qualys: QualysSimulator,
     audit_with: Callable[[Sequence[str]], AuditRun],

@@ -48,9 +48,13 @@ from sandbox.iam_check import MotoRoleChecker
 from sandbox.moto_patches import Handler, InProcessLambda, patched_moto
 from sandbox.qualys import QualysSimulator
 from sandbox.slack import SlackReceiver
+from sandbox.topics import TopicDelivery
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH: Final = REPO_ROOT / "templates" / "qualys-connector.yaml"
+CENTRAL_TEMPLATE_PATH: Final = REPO_ROOT / "templates" / "qualys-connector-central.yaml"
+#: The organisation the sandbox's accounts belong to (the central topic's publish policy).
+ORGANIZATION_ID: Final = "o-sandbox0000"
 DEFAULT_REGION: Final = "us-east-1"
 #: moto's default account plays the organisation's central (security tooling) account.
 CENTRAL_ACCOUNT_ID: Final = DEFAULT_ACCOUNT_ID
@@ -123,8 +127,10 @@ class Sandbox:
         self._qualys: QualysSimulator | None = None
         self._slack: SlackReceiver | None = None
         self.collector = ResponseCollector()
-        self.engine = CloudFormationEngine(self.collector)
         self.runtime = InProcessLambda(self._handler_overrides, max_timeout=function_timeout)
+        self.topics = TopicDelivery(self.runtime, self.collector)
+        self.engine = CloudFormationEngine(self.collector, topics=self.topics)
+        self.central_template_body = CENTRAL_TEMPLATE_PATH.read_text(encoding="utf-8")
         self._skip_delete_sleep = skip_delete_sleep
         #: Template resources moto skipped (it warns and creates nothing), for the record.
         self.skipped_resources: list[str] = []
@@ -245,15 +251,37 @@ class Sandbox:
         values.update(overrides)
         return self._with_list_defaults(values)
 
-    def check_parameters(self, values: Mapping[str, str], *, update: bool = False) -> None:
+    def central_parameters(self, **overrides: str) -> dict[str, str]:
+        """The central template's parameters for this sandbox, with ``overrides`` applied
+        (``QualysApiUrl`` is the simulator's, as in `parameters`)."""
+        values = {
+            "QualysApiUrl": self.qualys.base_url,
+            "QualysCredentialsSecretArn": self.credentials_secret_arn,
+            "SecretsKmsKeyArn": self.kms_key_arn,
+            "SlackWebhookSecretArn": self.slack_secret_arn,
+            "OrganizationId": ORGANIZATION_ID,
+            "CodeS3Bucket": self.code_bucket,
+            "CodeS3Key": CODE_KEY,
+        }
+        values.update(overrides)
+        return values
+
+    def check_parameters(
+        self,
+        values: Mapping[str, str],
+        *,
+        update: bool = False,
+        template_body: str | None = None,
+    ) -> None:
         """Refuse parameters as CloudFormation does, before anything is created: unknown
         keys, required ones missing (not on an update, where the others keep their values),
         values outside the template's constraints. The one exception is the simulator's
-        loopback ``QualysApiUrl`` (see `parameters`), checked as an https URL would be."""
+        loopback ``QualysApiUrl`` (see `parameters`), checked as an https URL would be.
+        The template is the connector template unless ``template_body`` is given."""
         checked = dict(values)
         if checked.get("QualysApiUrl") == self.qualys.base_url:
             checked["QualysApiUrl"] = "https://qualysapi.qualys.com"
-        template = Stack.parse_template(self.template_body)
+        template = Stack.parse_template(template_body or self.template_body)
         problems = [
             (key, rule)
             for key, rule in parameter_problems(template, checked)
@@ -285,11 +313,35 @@ class Sandbox:
         ``ParameterValidationError`` (creating nothing) for parameters CloudFormation refuses."""
         values = self.parameters(**(parameters or {}))
         self.check_parameters(values)
+        return self._create_stack(stack_name, self.template_body, values, account_id)
+
+    def deploy_central(
+        self, stack_name: str = "qualys-connector-central", **parameters: str
+    ) -> StackView:
+        """Create the central provider's stack (templates/qualys-connector-central.yaml) in
+        the central account; its ``ProviderServiceToken`` output is what member stacks pass.
+
+        moto creates no ``AWS::SNS::Subscription`` from a template (nor the topic and queue
+        policies, which it would not evaluate): the sandbox subscribes the queue itself, as
+        the template says, so that requests published to the topic reach the queue.
+        """
+        values = self.central_parameters(**parameters)
+        self.check_parameters(values, template_body=self.central_template_body)
+        view = self._create_stack(
+            stack_name, self.central_template_body, values, CENTRAL_ACCOUNT_ID
+        )
+        with as_account(CENTRAL_ACCOUNT_ID):
+            self._subscribe_as_declared(self._moto_stack(view.stack_id, CENTRAL_ACCOUNT_ID))
+        return view
+
+    def _create_stack(
+        self, stack_name: str, template_body: str, values: Mapping[str, str], account_id: str
+    ) -> StackView:
         with as_account(account_id), self._moto_warnings():
             try:
                 stack_id = self._cloudformation().create_stack(
                     StackName=stack_name,
-                    TemplateBody=self.template_body,
+                    TemplateBody=template_body,
                     Parameters=[
                         {"ParameterKey": k, "ParameterValue": v} for k, v in values.items()
                     ],
@@ -306,6 +358,23 @@ class Sandbox:
                 reason="moto did not complete the stack (a custom resource got no answer?)",
             )
         return view
+
+    def _subscribe_as_declared(self, stack: Stack) -> None:
+        template = stack.template_dict
+        sns = boto3.client("sns", region_name=self.region)
+        for name, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::SNS::Subscription":
+                continue
+            if "Condition" in resource:
+                raise NotImplementedError(f"{name}: the sandbox subscribes unconditionally")
+            properties = resolved_properties(template, name, stack.resource_map)
+            raw = properties.get("RawMessageDelivery", False)
+            sns.subscribe(
+                TopicArn=properties["TopicArn"],
+                Protocol=properties["Protocol"],
+                Endpoint=properties["Endpoint"],
+                Attributes={"RawMessageDelivery": str(raw).lower()},
+            )
 
     def update(
         self,

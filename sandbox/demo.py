@@ -10,7 +10,7 @@ import os
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +26,11 @@ from sandbox.aws import QUALYS_ACCOUNT_ID, Sandbox, StackView
 from sandbox.cloudformation.engine import StackOperationError
 from sandbox.iam_check import MotoRoleChecker
 from sandbox.qualys import SimConnector
+from sandbox.steps import WIDTH, StepReport
 
 STACK_NAME: Final = "qualys-connector"
 UPDATED_MODULES: Final = "VM,PC"
 STEPS: Final = 6
-WIDTH: Final = 96
 
 CSPM_ACCOUNT: Final = "111111111111"
 INVENTORY_ACCOUNT: Final = "222222222222"
@@ -67,62 +67,12 @@ CSPM: Final = _Connector(CSPM_ACCOUNT, "CSPM", ("AI", "CI", "CSA"))
 INVENTORY: Final = _Connector(INVENTORY_ACCOUNT, "AssetInventory", ("AI",))
 
 
-class DemoStepError(Exception):
-    """A demo step did not do what it shows."""
-
-    def __init__(self, step: str, problem: str) -> None:
-        super().__init__(f"step '{step}': {problem}")
-        self.step = step
-
-
-class _Report:
-    """Writes the demo's output and keeps track of the step in progress."""
-
-    def __init__(self, out: TextIO, secrets: Callable[[], tuple[str, ...]]) -> None:
-        # ``secrets`` is asked on every line: the sandbox makes them when it starts.
-        self._out = out
-        self._secrets = secrets
-        self.step = "start the sandbox"
-        self._started = time.monotonic()
-
-    def line(self, text: str = "") -> None:
-        for secret in self._secrets():
-            # Belt and braces: nothing printed here should ever hold one.
-            text = text.replace(secret, "********")
-        self._out.write(text + "\n")
-        self._out.flush()
-
-    def wrapped(self, label: str, text: str, indent: int = 4) -> None:
-        """``label`` and ``text``, the text folded to the demo's width under itself."""
-        head = " " * indent + f"{label:<16}"
-        for line in textwrap.wrap(
-            text,
-            WIDTH,
-            initial_indent=head,
-            subsequent_indent=" " * len(head),
-            break_on_hyphens=False,
-        ) or [head]:
-            self.line(line)
-
-    def begin(self, number: int, step: str) -> None:
-        self.step = step
-        self.line()
-        self.line(f"[{number}/{STEPS}] {step}")
-
-    def check(self, condition: bool, problem: str) -> None:  # noqa: FBT001 - reads as an assertion
-        if not condition:
-            raise DemoStepError(self.step, problem)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started
-
-
 @dataclass
 class _Demo:
     """The sandbox, the report, and what the steps have seen so far."""
 
     box: Sandbox
-    report: _Report
+    report: StepReport
     slack_seen: int = 0
     views: dict[str, StackView] = field(default_factory=dict)
     """The deployed stacks by account."""
@@ -483,12 +433,13 @@ def run(out: TextIO) -> int:
             "sync_seconds": SYNC_RUN_SECONDS,
         },
     )
-    report = _Report(out, lambda: box.secret_values)
+    report = StepReport(out, lambda: box.secret_values, steps=STEPS)
     demo = _Demo(box, report)
     production = ActivationPolicy()
     report.line("Qualys connector provider: local demo (moto, Qualys simulator, Slack receiver)")
     report.begin(1, "start the sandbox")
-    try:
+
+    def scenario() -> None:
         with box:
             report.line(f"  Qualys simulator at {box.qualys.base_url}; AWS is moto, in-process")
             poll, retries = DEMO_ACTIVATION["sync_poll"], DEMO_ACTIVATION["max_wait"]
@@ -504,16 +455,12 @@ def run(out: TextIO) -> int:
             _delete(demo)
             _audit(demo)
             _notes(demo)
-    except Exception as error:  # noqa: BLE001 - the demo reports any failure by its step
-        report.line()
-        report.line(f"DEMO FAILED at step '{report.step}': {error}")
-        return 1
-    report.line()
-    report.line(
-        f"Demo complete in {report.elapsed():.1f} s: deployed, synced, rolled back a broken"
-        " trust, updated, deleted, audited."
+
+    return report.run(
+        scenario,
+        name="Demo",
+        summary="deployed, synced, rolled back a broken trust, updated, deleted, audited.",
     )
-    return 0
 
 
 def _notes(demo: _Demo) -> None:

@@ -3,7 +3,7 @@
 moto runs a ``Custom::`` resource's Lambda only in Docker, on a background thread, and
 expects the answer on its own ``cfnresponse`` endpoint. The sandbox needs the provider to
 run in this process, synchronously, so that ``Fn::GetAtt`` of a custom resource holds the
-provider's answer before the resources that read it are created. Four internals are
+provider's answer before the resources that read it are created. Six internals are
 replaced, all named in ``PATCHED_INTERNALS`` so that ``tests/stack/test_moto_internals.py``
 fails loudly when an upgrade moves one:
 
@@ -18,7 +18,14 @@ fails loudly when an upgrade moves one:
    accounts, subject to the resource policy that moto does not evaluate anyway);
 4. ``settings.moto_server_host`` answers a fixed host: moto builds its own response URL
    from it (the sandbox replaces that URL anyway), and inside a container it would shell
-   out to ``curl`` against the Docker socket and print a warning.
+   out to ``curl`` against the Docker socket and print a warning;
+5. ``custom_model.get_lambda_backend`` also knows an SNS topic ARN as a ServiceToken (the
+   central provider's): moto looks every ServiceToken up as a Lambda function, and the
+   dispatcher gets a ``TopicServiceToken`` for a topic instead;
+6. ``LambdaBackend.create_event_source_mapping`` leaves an SQS queue unwatched: moto invokes
+   the function inside ``SendMessage`` with a made-up ``SentTimestamp`` of 2018, deletes the
+   message whatever ``batchItemFailures`` says, and knows no ``MaximumConcurrency``. The
+   mapping is still created and listed; ``sandbox.event_source`` polls the queue instead.
 
 Loopback traffic (the Qualys simulator, the Slack receiver) needs no patch: checked
 against moto 5.2.5, ``mock_aws`` registers ``responses`` passthrough for every ``http``
@@ -33,6 +40,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -46,9 +54,10 @@ from unittest import mock
 
 import moto
 import moto.settings
-from moto.awslambda.models import LambdaFunction
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.cloudformation import custom_model
 from moto.secretsmanager.models import SecretsManagerBackend, secretsmanager_backends
+from moto.sqs.models import sqs_backends
 
 PINNED_MOTO_VERSION: Final = "5.2.5"
 
@@ -64,6 +73,8 @@ PATCHED_INTERNALS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "moto.awslambda.models.LambdaFunction.save_logs": ("self", "output"),
     "moto.settings.moto_server_host": (),
+    "moto.cloudformation.custom_model.get_lambda_backend": ("account_id", "region"),
+    "moto.awslambda.models.LambdaBackend.create_event_source_mapping": ("self", "spec"),
     "moto.cloudformation.custom_model.CustomModel.set_data": ("self", "data"),
     "moto.cloudformation.custom_model.CustomModel.create_from_cloudformation_json": (
         "cls",
@@ -113,8 +124,36 @@ logger = logging.getLogger(__name__)
 #: A Lambda handler: ``handler(event, context)``.
 Handler = Callable[[Any, Any], Any]
 
+#: A ServiceToken that names an SNS topic (the central provider's), not a Lambda function.
+_TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+
+
+def is_topic_arn(service_token: str) -> bool:
+    """True when a custom resource's ServiceToken is an SNS topic ARN."""
+    return _TOPIC_ARN.fullmatch(service_token) is not None
+
+
+@dataclass(frozen=True)
+class TopicServiceToken:
+    """A custom resource's ServiceToken that is an SNS topic: CloudFormation publishes the
+    request to the topic instead of invoking a function.
+
+    It stands where moto expects the function, so it has the ``invoke`` moto's
+    ``CustomModel`` passes to its thread; the sandbox's dispatcher delivers the request
+    instead (``_SynchronousThread``), so ``invoke`` itself refuses.
+    """
+
+    arn: str
+
+    def invoke(self, *_moto_arguments: Any) -> None:
+        raise RuntimeError(f"a request for topic {self.arn} goes through the dispatcher")
+
+
+#: Where moto's Create of a custom resource goes: the function, or the topic, it names.
+CustomResourceTarget = LambdaFunction | TopicServiceToken
+
 #: What the sandbox does with the event moto would have sent to a custom resource's Lambda.
-CustomResourceDispatcher = Callable[[LambdaFunction, dict[str, Any]], None]
+CustomResourceDispatcher = Callable[[CustomResourceTarget, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -310,17 +349,56 @@ class _SynchronousThread:
 
     def start(self) -> None:
         # moto passes ``target=fn.invoke, args=(json.dumps(event), {}, {})``.
-        function = getattr(self._target, "__self__", None)
-        assert isinstance(function, LambdaFunction), "moto no longer invokes LambdaFunction.invoke"
-        self._dispatcher(function, json.loads(self._args[0]))
+        target = getattr(self._target, "__self__", None)
+        assert isinstance(target, LambdaFunction | TopicServiceToken), (
+            "moto no longer invokes LambdaFunction.invoke"
+        )
+        self._dispatcher(target, json.loads(self._args[0]))
 
     def join(self, timeout: float | None = None) -> None:
         """Nothing to wait for: ``start`` ran the work."""
 
 
-def invoke_directly(function: LambdaFunction, event: dict[str, Any]) -> None:
+def invoke_directly(target: CustomResourceTarget, event: dict[str, Any]) -> None:
     """The default dispatcher: invoke the function with moto's event, unchanged."""
-    function.invoke(json.dumps(event), {"x-amz-invocation-type": "Event"}, {})
+    if isinstance(target, TopicServiceToken):
+        raise TypeError(f"ServiceToken {target.arn} is a topic: use the sandbox's dispatcher")
+    target.invoke(json.dumps(event), {"x-amz-invocation-type": "Event"}, {})
+
+
+class _ServiceTokens:
+    """What ``CustomModel`` takes for the Lambda backend: it finds a ServiceToken's function,
+    or for an SNS topic ARN gives a ``TopicServiceToken``."""
+
+    def __init__(self, backend: LambdaBackend) -> None:
+        self._backend = backend
+
+    def get_function(self, service_token: str) -> CustomResourceTarget:
+        if is_topic_arn(service_token):
+            return TopicServiceToken(service_token)
+        function: LambdaFunction = self._backend.get_function(service_token)
+        return function
+
+
+def _service_tokens(original: Callable[[str, str], LambdaBackend]) -> Callable[..., Any]:
+    def get_lambda_backend(account_id: str, region: str) -> _ServiceTokens:
+        return _ServiceTokens(original(account_id, region))
+
+    return get_lambda_backend
+
+
+def _unwatched_queues(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_event_source_mapping(self: LambdaBackend, spec: dict[str, Any]) -> Any:
+        mapping = original(self, spec)
+        if mapping is None:  # not a queue, a stream or a table: moto made nothing
+            return mapping
+        function_arn = mapping.function_arn
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            if queue.lambda_event_source_mappings.get(function_arn) is mapping:
+                del queue.lambda_event_source_mappings[function_arn]
+        return mapping
+
+    return create_event_source_mapping
 
 
 def _get_secret_value_across_accounts(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -354,6 +432,7 @@ def patched_moto(
     threading_shim = mock.NonCallableMock(spec=["Thread"])
     threading_shim.Thread = lambda **kwargs: _SynchronousThread(dispatcher, **kwargs)
     original_get_secret = SecretsManagerBackend.get_secret_value
+    original_mapping = LambdaBackend.create_event_source_mapping
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_lambda))
         stack.enter_context(mock.patch.object(custom_model, "threading", threading_shim))
@@ -365,6 +444,20 @@ def patched_moto(
                 SecretsManagerBackend,
                 "get_secret_value",
                 _get_secret_value_across_accounts(original_get_secret),
+            )
+        )
+        stack.enter_context(
+            mock.patch.object(
+                custom_model,
+                "get_lambda_backend",
+                _service_tokens(custom_model.get_lambda_backend),  # type: ignore[attr-defined]
+            )
+        )
+        stack.enter_context(
+            mock.patch.object(
+                LambdaBackend,
+                "create_event_source_mapping",
+                _unwatched_queues(original_mapping),
             )
         )
         yield runtime

@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any, Final, NoReturn
 
 import boto3
-from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import Stack, cloudformation_backends
 from moto.cloudformation.parsing import OutputMap, ResourceMap
 
@@ -28,6 +27,7 @@ from sandbox.cloudformation.events import (
     stringify_properties,
 )
 from sandbox.cloudformation.template import dependency_order, is_custom, resolved_properties
+from sandbox.moto_patches import CustomResourceTarget, TopicServiceToken, is_topic_arn
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ _UPDATABLE: Final = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROL
 
 #: One change to a stack undone; a failing one raises StackOperationError.
 Step = Callable[[], None]
+
+#: ``deliver(topic_arn, payload)``: a request sent to a ServiceToken that is an SNS topic,
+#: returning once it is answered or given up on (``sandbox.topics.TopicDelivery``).
+TopicDeliverer = Callable[[str, str], None]
 
 
 class StackOperationError(Exception):
@@ -104,11 +108,17 @@ class CloudFormationEngine:
     Both rollbacks are one mechanism: the changes made so far as a list of undo steps in
     the order they were made, run newest first under CloudFormation's rollback statuses.
 
+    A ServiceToken is a Lambda function, invoked asynchronously, or an SNS topic (the
+    central provider's), whose requests ``topics`` delivers.
+
     ``collector`` must be capturing (``ResponseCollector.capture``) while events are sent.
     """
 
-    def __init__(self, collector: ResponseCollector) -> None:
+    def __init__(
+        self, collector: ResponseCollector, *, topics: TopicDeliverer | None = None
+    ) -> None:
         self._collector = collector
+        self._topics = topics
         self._records: dict[str, dict[str, CustomResourceRecord]] = {}
         self._clients: dict[str, Any] = {}
         self.events: list[SentEvent] = []
@@ -125,7 +135,7 @@ class CloudFormationEngine:
 
     # -- moto's Create --
 
-    def dispatch_create(self, function: LambdaFunction, moto_event: dict[str, Any]) -> None:
+    def dispatch_create(self, target: CustomResourceTarget, moto_event: dict[str, Any]) -> None:
         """Send moto's Create as CloudFormation would, and hand the answer back to moto."""
         stack_id = moto_event["StackId"]
         logical_id = moto_event["LogicalResourceId"]
@@ -138,7 +148,7 @@ class CloudFormationEngine:
             properties=properties,
             request_id=moto_event["RequestId"],
         )
-        outcome = self._send(event, lambda payload: self._invoke_moto_function(function, payload))
+        outcome = self._send(event, lambda payload: self._invoke_moto_target(target, payload))
         if outcome.physical_id:
             # A failed resource that named itself stays part of the stack, as in
             # CloudFormation: the rollback, or a Delete after ROLLBACK_FAILED, deletes it.
@@ -435,18 +445,30 @@ class CloudFormationEngine:
     def _send_to_stack(self, stack: Stack, event: dict[str, Any]) -> Outcome:
         account, region = stack_account_and_region(stack.stack_id)
 
+        token = event["ServiceToken"]
+
         def invoke(payload: str) -> None:
+            if is_topic_arn(token):
+                self._publish(token, payload)
+                return
             with as_account(account):
                 self._client("lambda", region).invoke(
-                    FunctionName=event["ServiceToken"], InvocationType="Event", Payload=payload
+                    FunctionName=token, InvocationType="Event", Payload=payload
                 )
 
         return self._send(event, invoke)
 
-    @staticmethod
-    def _invoke_moto_function(function: LambdaFunction, payload: str) -> None:
+    def _invoke_moto_target(self, target: CustomResourceTarget, payload: str) -> None:
         # Inside moto's CreateStack: call the function the way moto itself does.
-        function.invoke(payload, {"x-amz-invocation-type": "Event"}, {})
+        if isinstance(target, TopicServiceToken):
+            self._publish(target.arn, payload)
+        else:
+            target.invoke(payload, {"x-amz-invocation-type": "Event"}, {})
+
+    def _publish(self, topic_arn: str, payload: str) -> None:
+        if self._topics is None:
+            raise RuntimeError(f"ServiceToken {topic_arn} is a topic, and no delivery was given")
+        self._topics(topic_arn, payload)
 
     def _send(self, event: dict[str, Any], invoke: Callable[[str], None]) -> Outcome:
         invoke(json.dumps(event))

@@ -11,6 +11,7 @@ import pytest
 from sandbox import audit_scenario, demo
 from sandbox.__main__ import main
 from sandbox.aws import Sandbox
+from sandbox.steps import StepError, StepReport
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +90,10 @@ def box() -> Iterator[Sandbox]:
 
 def run_demo_audit(box: Sandbox) -> tuple[str, Exception | None]:
     out = io.StringIO()
-    report = demo._Report(out, lambda: box.secret_values)
+    report = StepReport(out, lambda: box.secret_values, steps=demo.STEPS)
     try:
         demo._audit(demo._Demo(box, report))
-    except demo.DemoStepError as error:
+    except StepError as error:
         return out.getvalue(), error
     return out.getvalue(), None
 
