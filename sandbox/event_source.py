@@ -1,16 +1,19 @@
 """A stand-in for Lambda's SQS event source mapping, polling a (moto) queue.
 
-What the real mapping does and this one does too: it receives up to ``batch_size`` messages
-at a time with every attribute, calls the function with them as a Lambda SQS event, runs at
-most ``maximum_concurrency`` invocations at once (``ScalingConfig.MaximumConcurrency``),
-deletes the messages of a batch that succeeded except those the function names in
-``batchItemFailures`` (``ReportBatchItemFailures``), and leaves a whole batch to come back
-after its visibility timeout when the function raises. The function may change a message's
-visibility itself (the provider does, to wait out Qualys's throttling).
+What the real mapping does and this one does too: a poller apart from the function
+polls the queue for up to ``batch_size`` messages with every attribute and hold them
+until a worker is free; at most ``maximum_concurrency`` invocations run at once
+(``ScalingConfig.MaximumConcurrency``), each with its batch as a Lambda SQS event; the
+messages of a batch that succeeded are deleted, except those the function names in
+``batchItemFailures`` (``ReportBatchItemFailures``), without holding up the next
+invocation; a whole batch comes back after its visibility timeout when the function
+raises. The function may change a message's visibility itself (the provider does, to wait
+out Qualys's throttling).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +23,10 @@ from typing import Any, Final
 #: concurrency less one; a worker is a warm container), returning the function's result.
 Invoke = Callable[[int, dict[str, Any]], Any]
 
-_POLL_SECONDS: Final = 1
+#: How long the poller waits after finding the queue empty, and how often a waiting worker
+#: looks at ``done()``. (Lambda's pollers long-poll for 20 s; a short poll lets the stand-in
+#: stop at once, with nothing received behind its back.)
+_CHECK_SECONDS: Final = 0.05
 
 
 class EventSourceMapping:
@@ -54,39 +60,74 @@ class EventSourceMapping:
         self.peak_concurrency = 0
 
     def run_until(self, done: Callable[[], bool], *, timeout: float) -> bool:
-        """Poll with ``maximum_concurrency`` workers until ``done()`` or ``timeout`` seconds
-        pass; True when ``done()`` held."""
+        """Poll and invoke until ``done()`` or ``timeout`` seconds pass; True when ``done()``
+        held. Messages received but not yet invoked when it stops stay in flight until
+        their visibility timeout, as with the real mapping when it is disabled."""
         ends = time.monotonic() + timeout
         stop = threading.Event()
+        # Received batches wait here for a worker: no more than one per worker.
+        received: queue.Queue[list[dict[str, Any]]] = queue.Queue(self._maximum_concurrency)
+        # Receipt handles of what succeeded, deleted by the poller's helper; None ends it.
+        finished: queue.Queue[str | None] = queue.Queue()
+
+        def running() -> bool:
+            return not stop.is_set() and time.monotonic() < ends
+
+        def poll() -> None:
+            while running():
+                messages = self._receive()
+                if not messages:
+                    stop.wait(_CHECK_SECONDS)
+                while messages and running():
+                    try:
+                        received.put(messages, timeout=_CHECK_SECONDS)
+                        messages = []
+                    except queue.Full:
+                        continue
 
         def work(worker: int) -> None:
-            while not stop.is_set() and time.monotonic() < ends:
+            while running():
                 if done():
                     stop.set()
                     return
-                self._poll_once(worker)
+                try:
+                    messages = received.get(timeout=_CHECK_SECONDS)
+                except queue.Empty:
+                    continue
+                self._invoke_batch(worker, messages, finished)
 
+        def delete() -> None:
+            while (handle := finished.get()) is not None:
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+
+        poller = threading.Thread(target=poll, name="esm-poller", daemon=True)
+        deleter = threading.Thread(target=delete, name="esm-deleter", daemon=True)
         workers = [
             threading.Thread(target=work, args=(i,), name=f"esm-{i}", daemon=True)
             for i in range(self._maximum_concurrency)
         ]
-        for worker in workers:
-            worker.start()
+        for thread in (poller, deleter, *workers):
+            thread.start()
         for worker in workers:
             worker.join()
+        stop.set()
+        poller.join()
+        finished.put(None)
+        deleter.join()
         return done()
 
-    def _poll_once(self, worker: int) -> None:
-        with self._lock:
-            messages = self._sqs.receive_message(
-                QueueUrl=self._queue_url,
-                MaxNumberOfMessages=self._batch_size,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-        if not messages:
-            time.sleep(_POLL_SECONDS / 20)
-            return
+    def _receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
+
+    def _invoke_batch(
+        self, worker: int, messages: list[dict[str, Any]], finished: queue.Queue[str | None]
+    ) -> None:
         event = {"Records": [self._record(message) for message in messages]}
         with self._lock:
             self.invocations += 1
@@ -104,10 +145,7 @@ class EventSourceMapping:
         failed = _failed_ids(result)
         for message in messages:
             if message["MessageId"] not in failed:
-                with self._lock:
-                    self._sqs.delete_message(
-                        QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
+                finished.put(message["ReceiptHandle"])
 
     def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """A received message in the shape Lambda gives the function."""
