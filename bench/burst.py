@@ -139,6 +139,8 @@ def burst(
                 [sys.executable, "-m", "bench.burst", "--worker", qualys.base_url, f"{i:012d}"],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
+                # A worker's log is the provider's, for CloudWatch; its answer is on stdout.
+                stderr=subprocess.DEVNULL,
                 text=True,
             )
             for i in range(100_000_000_000, 100_000_000_000 + accounts)

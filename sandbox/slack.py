@@ -137,6 +137,7 @@ class _Server(ThreadingHTTPServer):
     # by stop() before it closes the server), so no thread outlives the receiver.
     daemon_threads = False
     block_on_close = True
+    request_queue_size = 1024  # as the simulator's: a burst of containers posts at once
 
 
 class SlackReceiver(LoopbackServer):

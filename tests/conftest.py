@@ -180,7 +180,13 @@ def provider(  # noqa: PLR0917 - pytest passes fixtures by position
     with collector.capture():
         yield Provider(collector, slack, provider_options)
 
-    logged = caplog.text
+    # caplog.text holds the teardown's records alone by now: read every phase's.
+    formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+    logged = "\n".join(
+        formatter.format(record)
+        for phase in ("setup", "call", "teardown")
+        for record in caplog.get_records(phase)  # type: ignore[arg-type]
+    )
     posted = json.dumps(slack.messages)
     for secret in (PASSWORD, slack.webhook_url, slack.path, "X-Amz-Signature"):
         assert secret not in logged, f"a log line holds a secret ({secret[:12]}…)"

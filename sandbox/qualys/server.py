@@ -642,6 +642,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # A burst of cold containers connects at once: socketserver's backlog of 5 would drop
+    # their SYNs into retries a second apart, which no real Qualys endpoint does.
+    request_queue_size = 1024
     simulator: QualysSimulator
 
     def __init__(

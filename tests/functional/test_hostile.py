@@ -4,9 +4,11 @@ no leaked secret."""
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -118,6 +120,33 @@ def test_a_password_that_qualys_echoes_reaches_no_reason_log_or_slack(
     assert answer.status == "FAILED"
     assert PASSWORD not in answer.reason
     assert "<redacted>" in answer.reason
+
+
+@pytest.fixture
+def fresh_library_loggers() -> Iterator[None]:
+    """The library loggers as a new Lambda container has them (levels unset), restored after."""
+    names = ("botocore", "boto3", "crhelper")
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("fresh_library_loggers")
+def test_reading_the_secret_logs_no_secret_when_the_root_logger_is_at_debug(
+    provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Lambda's ApplicationLogLevel DEBUG puts the root logger at DEBUG (the provider fixture
+    # does too), where botocore would log GetSecretValue's whole response body; crhelper's
+    # boto_level (ERROR, set on every request) is what keeps it quiet.
+    answer = provider.send(create_event())
+
+    assert answer.status == "SUCCESS"
+    logged = "\n".join(record.getMessage() for record in caplog.get_records("call"))
+    assert "Response body" not in logged
+    assert PASSWORD not in logged
 
 
 def test_a_missing_credentials_secret_is_named_in_the_reason(

@@ -1676,3 +1676,21 @@ def test_answers_go_out_without_waiting_for_the_clients_delayed_ack(sim: QualysS
         assert sockets, "the keep-alive connection should still be open"
         for connection in sockets:
             assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_burst_of_connections_is_accepted_as_a_real_server_would(sim: QualysSimulator) -> None:
+    # Two hundred cold containers connect at once in an organisation's rollout; a listen
+    # backlog of 5 (socketserver's default) drops their SYNs into second-long retries.
+    host, port = sim.base_url.removeprefix("http://").rsplit(":", 1)
+    count = 150
+    release = threading.Barrier(count)
+
+    def connect() -> None:
+        release.wait()
+        with socket.create_connection((host, int(port)), timeout=0.8):
+            pass
+
+    with ThreadPoolExecutor(count) as pool:
+        results = [pool.submit(connect) for _ in range(count)]
+    failures = [f.exception() for f in results if f.exception() is not None]
+    assert failures == []
