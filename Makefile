@@ -74,7 +74,7 @@ package: check-config ## build the Lambda zip and the CfCT configuration package
 cfn-lint: $(STAMP) ## lint the CloudFormation templates (config in .cfnlintrc.yaml)
 	$(BIN)/cfn-lint
 
-bench: $(STAMP) ## print cold-start, XML and lifecycle timings, and the Lambda zip size
+bench: $(STAMP) ## timings, zip size, the per-account and central bursts, the fleet audit (about 20 min)
 	$(BIN)/python -m bench
 
 clean: ## remove the virtual environments and build output
