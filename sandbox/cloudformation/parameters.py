@@ -1,8 +1,9 @@
 """Template parameters, checked as CloudFormation checks them before it creates anything.
 
 moto takes any parameter it is given; CloudFormation refuses a stack whose parameters name a
-key the template lacks, leave out one without a ``Default``, or break a constraint. The
-sandbox and ``make check-config`` use these rules, so a typo fails there as it would in AWS.
+key the template lacks, leave out one without a ``Default``, break a constraint, or fail an
+assertion of the template's ``Rules``. The sandbox and ``make check-config`` use these
+rules, so a typo fails there as it would in AWS.
 """
 
 from __future__ import annotations
@@ -83,7 +84,63 @@ def parameter_problems(
             continue
         problems += [(key, rule) for rule in _value_problems(spec, str(given[key]))]
     problems += [(key, _unknown(key, list(declared))) for key in given if key not in declared]
+    if not problems:  # as CloudFormation: the rules once every value is valid
+        values = {
+            name: str(given.get(name, spec.get("Default", ""))) for name, spec in declared.items()
+        }
+        problems += _rule_problems(template.get("Rules") or {}, values)
     return problems
+
+
+def _rule_problems(rules: Mapping[str, Any], values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The assertions of ``Rules`` that fail, each as (the first parameter it reads, its
+    AssertDescription and the rule's name); a rule applies when its RuleCondition holds."""
+    problems = []
+    for name, rule in rules.items():
+        if "RuleCondition" in rule and not _holds(rule["RuleCondition"], values):
+            continue
+        for assertion in rule.get("Assertions") or []:
+            if not _holds(assertion["Assert"], values):
+                read = _refs(assertion["Assert"]) or [name]
+                description = assertion.get("AssertDescription") or "an assertion fails"
+                problems.append((read[0], f"{description} (rule {name})"))
+    return problems
+
+
+def _holds(expression: Any, values: Mapping[str, str]) -> bool:
+    result = _evaluate(expression, values)
+    if not isinstance(result, bool):
+        raise TypeError(f"a rule's condition is not true or false: {expression!r}")
+    return result
+
+
+def _evaluate(expression: Any, values: Mapping[str, str]) -> Any:
+    """A rule's expression: Ref to a parameter, Fn::Equals, Fn::Not, Fn::And, Fn::Or."""
+    if not isinstance(expression, Mapping):
+        return str(expression)
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return values[argument]
+    operands = [_evaluate(item, values) for item in argument]
+    if function == "Fn::Equals":
+        return operands[0] == operands[1]
+    if function == "Fn::Not":
+        return not operands[0]
+    if function == "Fn::And":
+        return all(operands)
+    if function == "Fn::Or":
+        return any(operands)
+    raise NotImplementedError(f"the sandbox does not evaluate {function} in Rules")
+
+
+def _refs(expression: Any) -> list[str]:
+    if isinstance(expression, Mapping):
+        if set(expression) == {"Ref"}:
+            return [str(expression["Ref"])]
+        return [ref for value in expression.values() for ref in _refs(value)]
+    if isinstance(expression, list):
+        return [ref for item in expression for ref in _refs(item)]
+    return []
 
 
 def _unknown(key: str, declared: list[str]) -> str:

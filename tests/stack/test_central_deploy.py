@@ -9,13 +9,14 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from sandbox import org_demo
 from sandbox.aws import CENTRAL_ACCOUNT_ID, Sandbox, StackView
 from sandbox.cloudformation.engine import as_account
 
 MEMBER = "210000000001"
 OTHER_MEMBER = "210000000002"
 STACK = "qualys-connector"
-CENTRAL_MODE = {"CodeS3Bucket": "", "CodeS3Key": ""}
+CENTRAL_MODE = org_demo.MEMBER_NEEDS_NONE
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,13 @@ SHARED_PARAMETERS = [
 ]
 # Required in the central template (it always runs the provider), optional in the member
 # template (central mode needs no code).
-CODE_PARAMETERS = {"CodeS3Bucket", "CodeS3Key"}
+# What the member template makes optional in central mode (empty unless it runs a provider).
+OPTIONAL_IN_CENTRAL_MODE = {
+    "CodeS3Bucket",
+    "CodeS3Key",
+    "QualysCredentialsSecretArn",
+    "SecretsKmsKeyArn",
+}
 MEMBER_PROVIDER_RESOURCES = {
     "ProviderFunctionRole",
     "ProviderLogGroup",
@@ -286,7 +292,7 @@ def test_shared_parameters_are_those_of_the_member_template(
     for name in SHARED_PARAMETERS:
         ours = {k: v for k, v in central[name].items() if k != "Description"}
         theirs = {k: v for k, v in member[name].items() if k != "Description"}
-        if name in CODE_PARAMETERS:
+        if name in OPTIONAL_IN_CENTRAL_MODE:
             # The member template's, before central mode made them optional.
             assert "Default" not in ours, name
             theirs.pop("Default")

@@ -18,7 +18,7 @@ from sandbox.qualys.faults import Fault
 
 MEMBER = "210000000001"
 STACK = "qualys-connector"
-CENTRAL_MODE = {"CodeS3Bucket": "", "CodeS3Key": ""}
+CENTRAL_MODE = org_demo.MEMBER_NEEDS_NONE
 
 
 class _QuickToRequeue:

@@ -196,3 +196,72 @@ def test_an_update_with_a_bad_parameter_changes_nothing(box: Sandbox) -> None:
 @pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR"])
 def test_every_log_level_the_provider_knows_deploys(box: Sandbox, level: str) -> None:
     box.check_parameters(box.parameters(LogLevel=level))
+
+
+RULED: dict[str, Any] = {
+    "Parameters": {
+        "Token": {"Type": "String", "Default": ""},
+        "Bucket": {"Type": "String", "Default": ""},
+    },
+    "Rules": {
+        "OwnNeedsBucket": {
+            "RuleCondition": {"Fn::Equals": [{"Ref": "Token"}, ""]},
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Bucket"}, ""]}]},
+                    "AssertDescription": "Bucket is required unless Token is set.",
+                }
+            ],
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, [("Bucket", "Bucket is required unless Token is set. (rule OwnNeedsBucket)")]),
+        ({"Bucket": "b"}, []),
+        ({"Token": "t"}, []),
+    ],
+)
+def test_a_rules_assertion_is_checked_when_its_condition_holds(
+    given: dict[str, str], expected: list[tuple[str, str]]
+) -> None:
+    assert parameter_problems(RULED, given) == expected
+
+
+def test_a_rule_the_sandbox_cannot_evaluate_is_not_taken_as_passed() -> None:
+    template = {
+        "Parameters": {"Name": {"Type": "String", "Default": "x"}},
+        "Rules": {"R": {"Assertions": [{"Assert": {"Fn::Contains": [["x"], {"Ref": "Name"}]}}]}},
+    }
+    with pytest.raises(NotImplementedError, match="Fn::Contains"):
+        parameter_problems(template, {})
+
+
+@pytest.mark.parametrize(
+    "left_out", ["CodeS3Bucket", "CodeS3Key", "QualysCredentialsSecretArn", "SecretsKmsKeyArn"]
+)
+def test_the_connector_template_needs_its_code_and_secret_without_a_central_provider(
+    box: Sandbox, left_out: str
+) -> None:
+    with pytest.raises(ParameterValidationError, match=f"Parameter '{left_out}': {left_out} is"):
+        box.deploy("qualys-connector", {left_out: ""})
+    assert _cloudformation(box).list_stacks()["StackSummaries"] == []
+
+
+def test_central_mode_needs_neither_code_nor_secret_in_the_member_account(box: Sandbox) -> None:
+    central = box.deploy_central()
+    token = central.outputs["ProviderServiceToken"]
+    member = {
+        "ProviderServiceToken": token,
+        "CodeS3Bucket": "",
+        "CodeS3Key": "",
+        "QualysCredentialsSecretArn": "",
+        "SecretsKmsKeyArn": "",
+    }
+
+    view = box.deploy("qualys-connector", member, account_id="210000000009")
+
+    assert view.status == "CREATE_COMPLETE"

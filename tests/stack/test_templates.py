@@ -84,7 +84,14 @@ CONNECTOR_PARAMETERS = {
 }
 # The connector template's per-account mode (ProviderServiceToken empty): its own provider
 # function answers, and the code parameters are required (the template's Rules).
-PER_ACCOUNT_MODE = {"CodeS3Bucket": "code-bucket", "CodeS3Key": "provider.zip"}
+PER_ACCOUNT_MODE = {
+    "CodeS3Bucket": "code-bucket",
+    "CodeS3Key": "provider.zip",
+    "QualysCredentialsSecretArn": (
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:qualys-connector/creds-AbCdEf"
+    ),
+    "SecretsKmsKeyArn": "arn:aws:kms:us-east-1:111111111111:key/11111111-2222-3333-4444-5555",
+}
 CONNECTOR_OUTPUTS = {"ConnectorId", "ExternalId", "QualysAwsAccountId", "RoleArn", "ConnectorState"}
 PROVIDER_ENVIRONMENT = {
     "QUALYS_API_URL",
