@@ -23,7 +23,7 @@ import boto3
 from lxml import etree
 from moto import mock_aws
 
-from bench import audit, burst, central
+from bench import audit, burst, central, contention
 from provider import handler
 from provider.qualys import codec
 from provider.qualys.models import ApiVersion, ConnectorChanges
@@ -233,6 +233,9 @@ def main() -> None:
     lifecycle()
     package_size()
     burst.run()
+    print()
+    contention.main([])
+    print()
     central.main([])
     audit.run()
 
